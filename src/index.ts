@@ -1,0 +1,13 @@
+/** Library API: everything the CLI does, importable. */
+export { LogitlensError, UsageError } from './errors.js';
+export { readConfig, parseConfig, openWeights, type Gpt2Config, type Gpt2Weights } from './model/checkpoint.js';
+export { readSafetensorsHeader, readTensorF32, encodeSafetensors } from './model/safetensors.js';
+export { buildGpt2Graph, GRAPH_IO, OPSET } from './model/onnx/gpt2.js';
+export { buildLensHead, LENS_IO } from './lens/head.js';
+export { buildOnnxFolder, prepareModelFolder, cacheRoot, inspectModelFolder } from './model/store.js';
+export { LoadedModel, loadOrt, type ForwardResult, type LensRows, type LensRowsResult, type SessionTuning } from './model/runtime.js';
+export { loadTokenizer, displayToken, type Gpt2Tokenizer, type TokenInfo } from './model/tokenizer.js';
+export {
+  analyzePrompt, lensCells, tokenizePrompt, resolvePosition, validateLayers, validateK,
+  type LensOptions, type LensReport, type LayerStats, type TopEntry, type TargetEntry, type Cell, type CellStats,
+} from './lens/analyze.js';

@@ -1,0 +1,212 @@
+import { LogitlensError, UsageError } from '../errors.js';
+import type { ForwardResult, LoadedModel, LensRowsResult } from '../model/runtime.js';
+import type { TokenInfo } from '../model/tokenizer.js';
+
+export interface LensOptions {
+  /** analyzed position; negative counts from the end (default -1: the last token) */
+  position?: number;
+  /** layers to report, 0..n_layer (default all) */
+  layers?: number[];
+  /** apply ln_f before unembedding (default true) */
+  finalNorm?: boolean;
+  /** top entries per layer (default 10) */
+  k?: number;
+  /** token ids whose probability and rank to report */
+  targets?: number[];
+}
+
+export interface TopEntry {
+  id: number;
+  token: string;
+  prob: number;
+  logprob: number;
+  logit: number;
+  /** hex of the raw bytes, present only when the token is not valid UTF-8 on its own */
+  bytes?: string;
+}
+
+export interface TargetEntry {
+  id: number;
+  token: string;
+  prob: number;
+  logprob: number;
+  /** 1 = top; tokens with equal logits share the best rank */
+  rank: number;
+}
+
+export interface LayerStats {
+  layer: number;
+  top: TopEntry[];
+  entropy: number;
+  kl_to_final: number;
+  targets: TargetEntry[];
+}
+
+/** Version-1 JSON document (see README, "JSON output"). */
+export interface LensReport {
+  version: 1;
+  model: { id: string; n_layer: number; n_embd: number; n_head: number; n_positions: number; vocab_size: number };
+  prompt: string;
+  tokens: Array<{ id: number; text: string }>;
+  position: number;
+  final_norm: boolean;
+  layers: LayerStats[];
+  /** largest |lens logit - model logit| at the last layer, last position (the self-check) */
+  self_check_max_abs_diff: number;
+}
+
+export const DEFAULT_K = 10;
+/** Lens rows per ONNX Runtime call: bounds the [rows, vocab] intermediates to ~100 MB. */
+export const LENS_CHUNK_ROWS = 64;
+
+/** Resolve a possibly negative position against a prompt length. */
+export function resolvePosition(position: number | undefined, nTokens: number): number {
+  const p = position ?? -1;
+  const abs = p < 0 ? nTokens + p : p;
+  if (!Number.isInteger(p) || abs < 0 || abs >= nTokens) {
+    throw new UsageError(`--position ${p} is outside the prompt, which has ${nTokens} token${nTokens === 1 ? '' : 's'} (valid: 0..${nTokens - 1} or -${nTokens}..-1)`);
+  }
+  return abs;
+}
+
+export function validateLayers(layers: number[] | undefined, nLayer: number): number[] {
+  if (!layers) return Array.from({ length: nLayer + 1 }, (_, l) => l);
+  for (const l of layers) {
+    if (!Number.isInteger(l) || l < 0 || l > nLayer) {
+      throw new UsageError(`layer ${l} does not exist: this model has layers 0..${nLayer} (0 = embeddings)`);
+    }
+  }
+  return [...new Set(layers)].sort((a, b) => a - b);
+}
+
+export function validateK(k: number | undefined, vocab: number): number {
+  const v = k ?? DEFAULT_K;
+  if (!Number.isInteger(v) || v < 1 || v > vocab) throw new UsageError(`-k must be a whole number from 1 to ${vocab} (got ${v})`);
+  return v;
+}
+
+export function tokenizePrompt(model: LoadedModel, prompt: string): number[] {
+  if (prompt.trim() === '') throw new UsageError('the prompt is empty; give some text to analyze, e.g. logitlens "The capital of France is"');
+  const ids = model.tokenizer.encode(prompt);
+  if (ids.length === 0) throw new UsageError('the prompt encodes to no tokens; give some text to analyze');
+  const max = model.config.n_positions;
+  if (ids.length > max) {
+    throw new UsageError(`the prompt is ${ids.length} tokens long but the model's context is ${max} tokens; shorten it`);
+  }
+  return ids;
+}
+
+export interface Cell {
+  layer: number;
+  position: number;
+}
+
+export interface CellStats {
+  cell: Cell;
+  top: TopEntry[];
+  entropy: number;
+  kl_to_final: number;
+  targets: TargetEntry[];
+  /** top-1 logit minus top-2 logit (NaN when k covers the whole vocabulary) */
+  gap: number;
+}
+
+/**
+ * Lens statistics for any (layer, position) cells of one row of a forward result. Also checks
+ * that the lens at the last layer reproduces the model's own logits at the row's last token.
+ */
+export async function lensCells(
+  model: LoadedModel,
+  fwd: ForwardResult,
+  row: number,
+  nTokens: number,
+  cells: Cell[],
+  opts: { finalNorm: boolean; k: number; targets: number[] },
+): Promise<{ stats: CellStats[]; selfCheck: number }> {
+  const { n_embd: E, n_layer: L, vocab_size: V } = model.config;
+  const S = fwd.seq;
+  const vec = (layer: number, pos: number) => fwd.hidden[layer].subarray((row * S + pos) * E, (row * S + pos + 1) * E);
+  const kEff = Math.min(opts.k + 1, V); // one extra entry gives the top-1/top-2 gap
+  const stats: CellStats[] = [];
+  let selfCheck = 0;
+  const last = nTokens - 1;
+  if (cells.length === 0) throw new UsageError('no layers or positions selected; select at least one');
+  for (let start = 0; start < cells.length; start += LENS_CHUNK_ROWS) {
+    const chunk = cells.slice(start, start + LENS_CHUNK_ROWS);
+    const refPositions = [...new Set([...chunk.map((c) => c.position), ...(start === 0 ? [last] : [])])];
+    const refOf = new Map(refPositions.map((p, i) => [p, i]));
+    const hidden = new Float32Array(chunk.length * E);
+    chunk.forEach((c, i) => hidden.set(vec(c.layer, c.position), i * E));
+    const refHidden = new Float32Array(refPositions.length * E);
+    refPositions.forEach((p, i) => refHidden.set(vec(L, p), i * E));
+    const check = start === 0;
+    const res = await model.lens({
+      hidden,
+      finalNorm: opts.finalNorm,
+      refHidden,
+      refIndex: chunk.map((c) => refOf.get(c.position)!),
+      k: kEff,
+      targets: opts.targets,
+      checkLogits: check ? fwd.logits.subarray(row * V, (row + 1) * V) : undefined,
+      checkIndex: check ? [refOf.get(last)!] : undefined,
+    });
+    if (check) {
+      selfCheck = res.checkDiff[0];
+      const tol = 1e-4 * Math.max(1, res.checkScale[0]);
+      if (!(selfCheck <= tol)) {
+        throw new LogitlensError(
+          `self-check failed: the lens at the last layer differs from the model's own logits by ${selfCheck} (tolerance ${tol}); the ONNX graphs in ${model.dir} do not belong together: rebuild them`,
+        );
+      }
+    }
+    for (let i = 0; i < chunk.length; i++) stats.push(cellStats(model, res, i, opts.k, opts.targets, chunk[i]));
+  }
+  return { stats, selfCheck };
+}
+
+function cellStats(model: LoadedModel, r: LensRowsResult, i: number, k: number, targets: number[], cell: Cell): CellStats {
+  const kk = r.k;
+  const top: TopEntry[] = [];
+  for (let j = 0; j < k; j++) {
+    const id = Number(r.topIds[i * kk + j]);
+    const lp = r.topLogprobs[i * kk + j];
+    top.push({ id, ...tokenFields(model.tokenizer.token(id)), prob: Math.exp(lp), logprob: lp, logit: r.topLogits[i * kk + j] });
+  }
+  const T = targets.length;
+  const tg: TargetEntry[] = targets.map((id, j) => {
+    const lp = r.targetLogprobs[i * T + j];
+    return { id, token: model.tokenizer.token(id).text, prob: Math.exp(lp), logprob: lp, rank: Number(r.targetRanks[i * T + j]) + 1 };
+  });
+  const gap = kk > k ? r.topLogits[i * kk] - r.topLogits[i * kk + 1] : NaN;
+  return { cell, top, entropy: r.entropy[i], kl_to_final: r.kl[i], targets: tg, gap };
+}
+
+function tokenFields(t: TokenInfo): { token: string; bytes?: string } {
+  return t.complete ? { token: t.text } : { token: t.text, bytes: Buffer.from(t.bytes).toString('hex') };
+}
+
+/** The logit lens of one prompt at one position, as the version-1 report. */
+export async function analyzePrompt(model: LoadedModel, prompt: string, opts: LensOptions = {}, modelId = model.dir): Promise<LensReport> {
+  const c = model.config;
+  const ids = tokenizePrompt(model, prompt);
+  const position = resolvePosition(opts.position, ids.length);
+  const layers = validateLayers(opts.layers, c.n_layer);
+  const k = validateK(opts.k, c.vocab_size);
+  const targets = opts.targets ?? [];
+  for (const t of targets) {
+    if (!Number.isInteger(t) || t < 0 || t >= c.vocab_size) throw new UsageError(`target id ${t} is outside the vocabulary (0..${c.vocab_size - 1})`);
+  }
+  const finalNorm = opts.finalNorm ?? true;
+  const fwd = await model.forward([ids]);
+  const { stats, selfCheck } = await lensCells(model, fwd, 0, ids.length, layers.map((layer) => ({ layer, position })), { finalNorm, k, targets });
+  return {
+    version: 1,
+    model: { id: modelId, n_layer: c.n_layer, n_embd: c.n_embd, n_head: c.n_head, n_positions: c.n_positions, vocab_size: c.vocab_size },
+    prompt,
+    tokens: ids.map((id) => ({ id, text: model.tokenizer.token(id).text })),
+    position,
+    final_norm: finalNorm,
+    layers: stats.map((s) => ({ layer: s.cell.layer, top: s.top, entropy: s.entropy, kl_to_final: s.kl_to_final, targets: s.targets })),
+    self_check_max_abs_diff: selfCheck,
+  };
+}

@@ -1,0 +1,139 @@
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { LogitlensError } from '../errors.js';
+import { buildLensHead, type WeightSource } from '../lens/head.js';
+import { checkpointFingerprint, openWeights, readConfig, type Gpt2Config, type Gpt2Weights } from './checkpoint.js';
+import { buildGpt2Graph } from './onnx/gpt2.js';
+import { tokenizerFiles } from './tokenizer.js';
+
+/** Bump when the graph layout changes, so old cache entries are rebuilt rather than misread. */
+export const BUILD_VERSION = 1;
+
+export const MODEL_FILE = 'model.onnx';
+export const DATA_FILE = 'model.onnx.data';
+export const LENS_FILE = 'lens.onnx';
+export const META_FILE = 'logitlens.json';
+
+/** What logitlens writes beside the graphs of a built folder. */
+export interface BuildMeta {
+  format: 'logitlens-onnx/1';
+  build_version: number;
+  source: string;
+  fingerprint: string;
+  built_at: string;
+  /** extra identity the caller wants recorded (e.g. Hub repo id and commit) */
+  origin?: Record<string, string>;
+}
+
+export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_CACHE_HOME && env.XDG_CACHE_HOME.trim() ? env.XDG_CACHE_HOME : join(homedir(), '.cache');
+  return join(base, 'logitlens');
+}
+
+export type ModelFolderKind = 'checkpoint' | 'onnx';
+
+/** Decide what a --model folder is, or say exactly what it lacks. */
+export function inspectModelFolder(dir: string): ModelFolderKind {
+  if (!existsSync(dir)) {
+    throw new LogitlensError(`model path ${dir} does not exist; give a Hugging Face GPT-2 folder or an exported logitlens folder`);
+  }
+  if (!statSync(dir).isDirectory()) {
+    throw new LogitlensError(`model path ${dir} is a file; --model takes the folder that holds config.json and the weights`);
+  }
+  const has = (f: string) => existsSync(join(dir, f));
+  if (!has('config.json')) {
+    throw new LogitlensError(`${dir} has no config.json: it is not a model folder (expected config.json plus model.safetensors or model.onnx)`);
+  }
+  if (!tokenizerFiles(dir)) {
+    throw new LogitlensError(`${dir} has no tokenizer: add tokenizer.json, or vocab.json and merges.txt`);
+  }
+  if (has(MODEL_FILE)) return 'onnx';
+  if (has('model.safetensors')) return 'checkpoint';
+  return (openWeights(dir, readConfig(dir)), 'checkpoint'); // throws the specific "missing weights" error
+}
+
+/**
+ * Write a complete ONNX folder for a checkpoint into `outDir` atomically: everything goes to a
+ * temp folder beside it, renamed into place at the end.
+ */
+export function buildOnnxFolder(checkpointDir: string, outDir: string, origin?: Record<string, string>): void {
+  const config = readConfig(checkpointDir);
+  const weights = openWeights(checkpointDir, config);
+  const tmp = `${outDir}.tmp-${process.pid}-${Date.now()}`;
+  mkdirSync(tmp, { recursive: true });
+  try {
+    const external = buildGpt2Graph(weights).save(tmp, MODEL_FILE, DATA_FILE);
+    const src = (name: string): WeightSource => {
+      const ref = external.get(name);
+      return ref ? { ref } : { data: weights.get(name) };
+    };
+    buildLensHead(config, lensWeights(weights, src)).save(tmp, LENS_FILE, 'lens.onnx.data');
+    const files = ['config.json', ...(tokenizerFiles(checkpointDir) ?? []), 'tokenizer_config.json', 'special_tokens_map.json'];
+    for (const f of files) if (existsSync(join(checkpointDir, f))) copyFileSync(join(checkpointDir, f), join(tmp, f));
+    const meta: BuildMeta = {
+      format: 'logitlens-onnx/1',
+      build_version: BUILD_VERSION,
+      source: resolve(checkpointDir),
+      fingerprint: checkpointFingerprint(checkpointDir, ['config.json', 'model.safetensors']),
+      built_at: new Date().toISOString(),
+      ...(origin ? { origin } : {}),
+    };
+    writeFileSync(join(tmp, META_FILE), JSON.stringify(meta, null, 2) + '\n');
+    rmSync(outDir, { recursive: true, force: true });
+    renameSync(tmp, outDir);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+export function lensWeights(w: Gpt2Weights, src: (name: string) => WeightSource) {
+  return {
+    lnWeight: src('ln_f.weight'),
+    lnBias: src('ln_f.bias'),
+    unembed: src(w.untiedLmHead ? 'lm_head.weight' : 'wte.weight'),
+    lmHeadBias: w.hasLmHeadBias ? src('lm_head.bias') : undefined,
+  };
+}
+
+export interface PreparedModel {
+  /** folder with model.onnx, lens.onnx (or model.safetensors), config.json and tokenizer */
+  dir: string;
+  config: Gpt2Config;
+  /** true when this call built the ONNX graphs */
+  built: boolean;
+}
+
+export function cacheKey(checkpointDir: string): string {
+  const real = realpathSync(checkpointDir);
+  const fp = checkpointFingerprint(real, ['config.json', 'model.safetensors']);
+  return createHash('sha256').update(`${BUILD_VERSION}\n${real}\n${fp}`).digest('hex').slice(0, 20);
+}
+
+/** Turn a --model folder into a ready ONNX folder, building into the cache when needed. */
+export function prepareModelFolder(
+  dir: string,
+  opts: { cacheDir?: string; onBuild?: () => void; origin?: Record<string, string> } = {},
+): PreparedModel {
+  const kind = inspectModelFolder(dir);
+  if (kind === 'onnx') return { dir, config: readConfig(dir), built: false };
+  const config = readConfig(dir);
+  const entry = join(opts.cacheDir ?? cacheRoot(), 'models', cacheKey(dir));
+  if (isCompleteBuild(entry)) return { dir: entry, config, built: false };
+  opts.onBuild?.();
+  mkdirSync(join(entry, '..'), { recursive: true });
+  buildOnnxFolder(dir, entry, opts.origin);
+  return { dir: entry, config, built: true };
+}
+
+export function isCompleteBuild(dir: string): boolean {
+  const meta = join(dir, META_FILE);
+  if (!existsSync(meta) || !existsSync(join(dir, MODEL_FILE)) || !existsSync(join(dir, LENS_FILE))) return false;
+  try {
+    return (JSON.parse(readFileSync(meta, 'utf8')) as BuildMeta).build_version === BUILD_VERSION;
+  } catch {
+    return false;
+  }
+}
