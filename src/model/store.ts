@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { LogitlensError } from '../errors.js';
 import { buildLensHead, type WeightSource } from '../lens/head.js';
 import { checkpointFingerprint, openWeights, readConfig, type Gpt2Config, type Gpt2Weights } from './checkpoint.js';
@@ -124,6 +124,7 @@ export function prepareModelFolder(
   if (isCompleteBuild(entry)) return { dir: entry, config, built: false };
   opts.onBuild?.();
   mkdirSync(join(entry, '..'), { recursive: true });
+  sweepStaleTemps(entry);
   buildOnnxFolder(dir, entry, opts.origin);
   return { dir: entry, config, built: true };
 }
@@ -135,5 +136,27 @@ export function isCompleteBuild(dir: string): boolean {
     return (JSON.parse(readFileSync(meta, 'utf8')) as BuildMeta).build_version === BUILD_VERSION;
   } catch {
     return false;
+  }
+}
+
+/** Remove temp folders left by builds whose process died (killed, power loss). */
+function sweepStaleTemps(entry: string): void {
+  const parent = dirname(entry);
+  const prefix = `${basename(entry)}.tmp-`;
+  for (const name of readdirSync(parent)) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(name.slice(prefix.length).split('-')[0]);
+    if (Number.isInteger(pid) && pid !== process.pid && !processAlive(pid)) {
+      rmSync(join(parent, name), { recursive: true, force: true });
+    }
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
