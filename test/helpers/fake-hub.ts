@@ -36,8 +36,8 @@ export interface RequestRecord {
 }
 
 export interface DropKnob {
-  /** Close the connection once this many bytes of the file (absolute offset) were sent. */
-  atByte: number;
+  /** Close the connection once this many bytes were sent in one response. */
+  afterBytes: number;
   /** How many responses to break; Infinity for all. */
   times: number;
 }
@@ -236,9 +236,9 @@ export class FakeHub {
     }
     const knob = this.drop.get(name);
     let stopAt = full.length;
-    if (knob && knob.times > 0 && start < knob.atByte) {
+    if (knob && knob.times > 0 && start + knob.afterBytes < full.length) {
       knob.times--;
-      stopAt = knob.atByte;
+      stopAt = start + knob.afterBytes;
     }
     const CHUNK = 64 * 1024;
     for (let off = start; off < stopAt; off += CHUNK) {
