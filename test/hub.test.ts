@@ -177,6 +177,16 @@ describe('download and reuse', () => {
     assert.equal(hub.count((q) => q.path.includes('model.safetensors') || q.path.startsWith('/cdn/')), 0);
   });
 
+  test('a config without model_type but GPT-2-shaped is accepted', async () => {
+    const shaped = fixtureFiles();
+    const cfg = JSON.parse(shaped.get('config.json')!.toString()) as Record<string, unknown>;
+    delete cfg.model_type;
+    shaped.set('config.json', Buffer.from(JSON.stringify(cfg)));
+    hub.addRepo('org/shaped', shaped);
+    const r = await resolveHubModel('org/shaped', opts());
+    assert.deepEqual(r.files, ['config.json', 'tokenizer.json', 'model.safetensors']);
+  });
+
   test('renamed repo: relative redirect followed, cached under the asked id', async () => {
     const r = await resolveHubModel('old-org/gpt2', opts());
     assert.equal(r.repoId, 'old-org/gpt2');
@@ -246,6 +256,19 @@ describe('broken transfers', () => {
     await resolveHubModel(REPO, opts());
     assert.equal(sha256File(modelBlob()), MODEL_SHA);
     assert.equal(fs.statSync(modelBlob()).size, MODEL_SIZE);
+  });
+
+  test('aborting keeps the partial file for later, publishes nothing and releases the lock', async () => {
+    hub.bytesPerSecond = 8_000_000;
+    const ac = new AbortController();
+    const p = resolveHubModel(REPO, opts({ signal: ac.signal }));
+    while ((hub.sent.get('model.safetensors') ?? 0) < 500_000) await new Promise((r) => setTimeout(r, 10));
+    ac.abort();
+    await assert.rejects(p, (e: unknown) => e instanceof Error && e.name === 'AbortError');
+    assert.ok(!fs.existsSync(modelBlob()));
+    assert.ok(!fs.existsSync(modelLink()));
+    assert.ok(fs.statSync(`${modelBlob()}.incomplete`).size > 0);
+    assert.deepEqual(fs.readdirSync(path.join(cache, '.locks', MODEL_DIR)), []);
   });
 
   test('a corrupted byte is rejected and nothing is published', async () => {
@@ -387,6 +410,8 @@ describe('processes', () => {
     const locks = path.join(cache, '.locks', MODEL_DIR);
     assert.deepEqual(fs.existsSync(locks) ? fs.readdirSync(locks) : [], []);
     assert.equal(sha256File(modelLink()), MODEL_SHA);
+    // The per-blob lock made the later process wait and reuse the blob instead of fetching it again.
+    assert.equal(cdnRanges().length, 1);
   });
 
   test('Ctrl-C mid-download leaves no file under a final name; the next run resumes', async () => {

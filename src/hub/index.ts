@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { LogitlensError } from '../errors.js';
+import { LogitlensError, UsageError } from '../errors.js';
 import {
   envFlag,
   hfHome,
@@ -178,7 +178,7 @@ export async function resolveHubModel(repoId: string, opts: HubOptions = {}): Pr
   const env = process.env;
   const revision = opts.revision ?? 'main';
   if (!revision || revision.includes('..') || revision.startsWith('/')) {
-    throw new LogitlensError(`revision "${revision}" is not valid; use a branch, tag or commit sha`, 2);
+    throw new UsageError(`revision "${revision}" is not valid; use a branch, tag or full commit sha`);
   }
   const endpoint = (opts.endpoint ?? env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/+$/, '');
   const offline = opts.offline ?? envFlag(env.HF_HUB_OFFLINE);
@@ -203,7 +203,7 @@ export async function resolveHubModel(repoId: string, opts: HubOptions = {}): Pr
   try {
     new URL(endpoint);
   } catch {
-    throw new LogitlensError(`HF_ENDPOINT "${endpoint}" is not a URL; set it to e.g. https://huggingface.co`, 2);
+    throw new UsageError(`HF_ENDPOINT "${endpoint}" is not a URL; set it to e.g. https://huggingface.co`);
   }
   const etagTimeout = Number(env.HF_HUB_ETAG_TIMEOUT);
   const ctx: HubContext = {
