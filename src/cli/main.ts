@@ -3,25 +3,30 @@ import { resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { LogitlensError, UsageError } from '../errors.js';
 import { analyzePrompt, validateK } from '../lens/analyze.js';
-import { buildOnnxFolder, inspectModelFolder, prepareModelFolder } from '../model/store.js';
+import { buildOnnxFolder, inspectModelFolder } from '../model/store.js';
+import { resolveModel } from '../model/resolve.js';
+import { registerCacheCommands } from './cache.js';
 import { LoadedModel } from '../model/runtime.js';
 import { renderTable, terminalStyle } from '../render/table.js';
 import { collect, parseIntStrict, parseLayers } from './args.js';
 
 const EXAMPLES = `
 Examples:
+  $ logitlens "The capital of France is"                 # gpt2 from the Hugging Face Hub
   $ logitlens --model ./gpt2 "The capital of France is"
   $ logitlens --model ./gpt2 --json "The capital of France is" | jq '.layers[-1].top[0]'
   $ logitlens --model ./gpt2 --layers 0,6,12 -k 5 --target " Paris" "The capital of France is"
   $ logitlens --model ./gpt2 --position -2 --no-final-norm "The capital of France is"
   $ logitlens export --model ./gpt2 -o ./gpt2-onnx
   $ logitlens --model ./gpt2-onnx "The capital of France is"
+  $ logitlens pull gpt2-medium && logitlens models
 
 Layer 0 is the token + position embedding; layer l is the residual stream after l blocks, read
 before the final layer norm. The lens applies ln_f (unless --no-final-norm) and the tied
 unembedding, then reports the next-token distribution at the analyzed position.
 
-Exit codes: 0 ok, 1 runtime failure, 2 usage error. Set NO_COLOR to disable colors.`;
+Environment: HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE=1, HF_HUB_CACHE / HF_HOME, XDG_CACHE_HOME, NO_COLOR.
+Exit codes: 0 ok, 1 runtime failure, 2 usage error.`;
 
 interface MainOptions {
   model: string;
@@ -33,6 +38,7 @@ interface MainOptions {
   target?: string[];
   targetId?: string[];
   threads?: string;
+  revision?: string;
 }
 
 /** Messages for people go to stderr; stdout carries data only. */
@@ -40,15 +46,18 @@ function note(msg: string): void {
   process.stderr.write(`logitlens: ${msg}\n`);
 }
 
-async function openModel(spec: string, threads?: number): Promise<{ model: LoadedModel; id: string }> {
-  const dir = resolve(spec);
-  if (!existsSync(dir)) {
-    throw new LogitlensError(`model path ${spec} does not exist; --model takes a Hugging Face GPT-2 folder (config.json, model.safetensors, tokenizer) or a folder made by logitlens export`);
-  }
-  const prepared = prepareModelFolder(dir, { onBuild: () => note(`building the ONNX graph for ${spec} (first run; cached afterwards)…`) });
-  const model = await LoadedModel.open(prepared.dir, { threads, mode: 'single' });
-  return { model, id: spec };
+async function openModel(spec: string, o: { threads?: number; revision?: string }): Promise<{ model: LoadedModel; id: string }> {
+  const resolved = await resolveModel(spec, {
+    revision: o.revision,
+    hub: { signal: interrupt.signal },
+    onBuild: (what) => note(`building the ONNX graph for ${what} (first run; cached afterwards)…`),
+  });
+  const model = await LoadedModel.open(resolved.dir, { threads: o.threads, mode: 'single' });
+  return { model, id: resolved.id };
 }
+
+/** Ctrl-C aborts downloads cleanly (partial files stay resumable) instead of killing mid-write. */
+const interrupt = new AbortController();
 
 async function analyzeAction(words: string[], o: MainOptions): Promise<void> {
   const prompt = words.join(' ');
@@ -63,7 +72,7 @@ async function analyzeAction(words: string[], o: MainOptions): Promise<void> {
   const targetIdsRaw = (o.targetId ?? []).map((v) => parseIntStrict('--target-id', v));
   if (k !== undefined && k < 1) throw new UsageError(`-k must be at least 1 (got ${k})`);
 
-  const { model, id } = await openModel(o.model, threads);
+  const { model, id } = await openModel(o.model, { threads, revision: o.revision });
   try {
     const c = model.config;
     validateK(k, c.vocab_size);
@@ -129,7 +138,7 @@ export function buildProgram(): Command {
     .name('logitlens')
     .description('Show what a GPT-2-family model predicts at every layer (the logit lens).')
     .argument('[prompt...]', 'text to analyze (words without quotes are joined with spaces)')
-    .addOption(new Option('-m, --model <path>', 'model folder: Hugging Face GPT-2 checkpoint or logitlens export').default('gpt2'))
+    .addOption(new Option('-m, --model <path>', 'Hub repo id (gpt2, distilgpt2, org/name) or a folder: Hugging Face GPT-2 checkpoint or logitlens export').default('gpt2'))
     .option('-k, --top-k <n>', 'top predictions per layer (default 10)')
     .option('--layers <list>', 'layers to show, e.g. 0,6,12 or 8-12 (default all; -1 = last)')
     .option('--position <n>', 'token position to analyze; negative counts from the end (default -1)')
@@ -137,6 +146,7 @@ export function buildProgram(): Command {
     .option('--target <text>', 'report probability and rank of this token (repeatable)', collect)
     .option('--target-id <id>', 'report probability and rank of this token id (repeatable)', collect)
     .option('--json', 'print one JSON document on stdout (see README for the fields)')
+    .option('--revision <rev>', 'Hub branch, tag or commit (default main)')
     .option('--threads <n>', 'ONNX Runtime threads (default: all cores)')
     .addHelpText('after', EXAMPLES)
     .showHelpAfterError('(run logitlens --help for usage)')
@@ -154,6 +164,9 @@ export function buildProgram(): Command {
     .addHelpText('after', '\nExample:\n  $ logitlens export --model ./gpt2 -o ./gpt2-onnx\n  $ logitlens --model ./gpt2-onnx "The capital of France is"')
     .action(exportAction);
 
+  registerCacheCommands(program, { note, write, signal: interrupt.signal });
+  // options before a subcommand belong to the program, after it to the subcommand (export --model)
+  program.enablePositionalOptions();
   program.exitOverride();
   return program;
 }
@@ -164,6 +177,10 @@ export async function main(argv: string[] = process.argv): Promise<number> {
     if (e.code === 'EPIPE') process.exit(0);
     throw e;
   });
+  process.once('SIGINT', () => {
+    interrupt.abort(new LogitlensError('interrupted (Ctrl-C); a partial download is kept and resumes on the next run', 1));
+    process.once('SIGINT', () => process.exit(130));
+  });
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
@@ -172,6 +189,10 @@ export async function main(argv: string[] = process.argv): Promise<number> {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
       return 2; // commander already printed the message to stderr
+    }
+    if (interrupt.signal.aborted) {
+      process.stderr.write('logitlens: interrupted\n');
+      return 130;
     }
     if (e instanceof LogitlensError) {
       process.stderr.write(`logitlens: error: ${e.message}\n`);

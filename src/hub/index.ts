@@ -75,7 +75,7 @@ function checkConfig(configPath: string, repoId: string): void {
     cfg = JSON.parse(fs.readFileSync(configPath, 'utf8'));
   } catch (e) {
     throw new LogitlensError(
-      `config.json of ${repoId} is not valid JSON (${(e as Error).message}); delete the cached copy with \`logitlens cache rm ${repoId}\` and retry`,
+      `config.json of ${repoId} is not valid JSON (${(e as Error).message}); delete the cached copy with \`logitlens rm --hf-cache ${repoId}\` and retry`,
     );
   }
   const c = (cfg && typeof cfg === 'object' ? cfg : {}) as Record<string, unknown>;

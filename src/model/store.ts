@@ -115,18 +115,24 @@ export function cacheKey(checkpointDir: string): string {
 /** Turn a --model folder into a ready ONNX folder, building into the cache when needed. */
 export function prepareModelFolder(
   dir: string,
-  opts: { cacheDir?: string; onBuild?: () => void; origin?: Record<string, string> } = {},
+  opts: { cacheDir?: string; onBuild?: () => void; origin?: Record<string, string>; key?: string } = {},
 ): PreparedModel {
   const kind = inspectModelFolder(dir);
   if (kind === 'onnx') return { dir, config: readConfig(dir), built: false };
   const config = readConfig(dir);
-  const entry = join(opts.cacheDir ?? cacheRoot(), 'models', cacheKey(dir));
+  const entry = builtModelDir(opts.key ?? cacheKey(dir), opts.cacheDir);
   if (isCompleteBuild(entry)) return { dir: entry, config, built: false };
+  openWeights(dir, config); // a broken checkpoint fails here, before we announce a build
   opts.onBuild?.();
   mkdirSync(join(entry, '..'), { recursive: true });
   sweepStaleTemps(entry);
   buildOnnxFolder(dir, entry, opts.origin);
   return { dir: entry, config, built: true };
+}
+
+/** Where a built model with this cache key lives. */
+export function builtModelDir(key: string, cacheDir?: string): string {
+  return join(cacheDir ?? cacheRoot(), 'models', key);
 }
 
 export function isCompleteBuild(dir: string): boolean {

@@ -132,8 +132,37 @@ export function loadTokenizer(dir: string): Gpt2Tokenizer {
 
 /** How a token looks in a terminal: whitespace made visible, partial UTF-8 shown as bytes. */
 export function displayToken(t: TokenInfo): string {
-  if (!t.complete) return `<${[...t.bytes].map((b) => '0x' + b.toString(16).toUpperCase().padStart(2, '0')).join(' ')}>`;
-  return t.text.replace(/[\s\u0000-\u001f\u007f]/g, (ch) => {
+  return t.complete ? visibleWhitespace(t.text) : bytesForDisplay(t.bytes);
+}
+
+/** Valid UTF-8 runs as text, the pieces of split characters as <0x..> groups. */
+function bytesForDisplay(b: Uint8Array): string {
+  let out = '';
+  let pending: string[] = [];
+  const flush = () => {
+    if (pending.length) out += `<${pending.join(' ')}>`;
+    pending = [];
+  };
+  for (let i = 0; i < b.length;) {
+    const lead = b[i];
+    const len = lead < 0x80 ? 1 : lead >= 0xc2 && lead < 0xe0 ? 2 : lead >= 0xe0 && lead < 0xf0 ? 3 : lead >= 0xf0 && lead < 0xf5 ? 4 : 0;
+    let ok = len > 0 && i + len <= b.length;
+    for (let j = 1; ok && j < len; j++) ok = (b[i + j] & 0xc0) === 0x80;
+    if (ok) {
+      flush();
+      out += visibleWhitespace(Buffer.from(b.subarray(i, i + len)).toString('utf8'));
+      i += len;
+    } else {
+      pending.push('0x' + lead.toString(16).toUpperCase().padStart(2, '0'));
+      i += 1;
+    }
+  }
+  flush();
+  return out;
+}
+
+function visibleWhitespace(text: string): string {
+  return text.replace(/[\s\u0000-\u001f\u007f]/g, (ch) => {
     switch (ch) {
       case ' ': return '·';
       case '\n': return '↵';
