@@ -4,7 +4,10 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { after, describe, it } from 'node:test';
-import { analyzePrompt, buildOnnxFolder, LoadedModel, LogitlensError, prepareModelFolder } from '../src/index.js';
+import {
+  analyzePrompt, buildGpt2Graph, buildLensHead, buildOnnxFolder, LoadedModel, LogitlensError, openWeights, prepareModelFolder, readConfig,
+} from '../src/index.js';
+import { lensWeights } from '../src/model/store.js';
 import { GraphBuilder } from '../src/model/onnx/graph.js';
 import { DType } from '../src/model/onnx/proto.js';
 import { writeSyntheticCheckpoint } from '../src/model/synthetic.js';
@@ -41,7 +44,7 @@ describe('export', () => {
     const out = join(tmp.dir, 'export');
     buildOnnxFolder(FIX, out);
     assert.deepEqual(readdirSync(out).sort(), [
-      'config.json', 'lens.onnx', 'logitlens.json', 'model.onnx', 'model.onnx.data', 'special_tokens_map.json',
+      'config.json', 'logitlens.json', 'model.onnx', 'model.onnx.data', 'special_tokens_map.json',
       'tokenizer.json', 'tokenizer_config.json',
     ]);
     const direct = prepareModelFolder(FIX, { cacheDir: join(tmp.dir, 'cache') });
@@ -50,15 +53,20 @@ describe('export', () => {
     }
   });
 
-  it('builds the lens head from model.safetensors when a foreign folder has no lens.onnx', async () => {
-    const out = join(tmp.dir, 'no-lens');
-    buildOnnxFolder(FIX, out);
-    rmSync(join(out, 'lens.onnx'));
-    copyFileSync(join(FIX, 'model.safetensors'), join(out, 'model.safetensors'));
+  it('a foreign model.onnx without a lens head gets one from lens.onnx or model.safetensors', async () => {
+    const out = join(tmp.dir, 'foreign');
+    mkdirSync(out, { recursive: true });
+    const w = openWeights(FIX, readConfig(FIX));
+    buildGpt2Graph(w, { lensHead: false }).save(out, 'model.onnx', 'model.onnx.data');
+    copyTokenizerAndConfig(out);
     const direct = prepareModelFolder(FIX, { cacheDir: join(tmp.dir, 'cache') });
-    assert.deepEqual(await report(out, 'Hello world'), await report(direct.dir, 'Hello world'));
+    const want = await report(direct.dir, 'Hello world');
+    await expectOpenError(out, /has no lens head, and .* has neither lens\.onnx nor model\.safetensors/);
+    copyFileSync(join(FIX, 'model.safetensors'), join(out, 'model.safetensors'));
+    assert.deepEqual(await report(out, 'Hello world'), want);
     rmSync(join(out, 'model.safetensors'));
-    await expectOpenError(out, /neither lens\.onnx nor model\.safetensors/);
+    writeFileSync(join(out, 'lens.onnx'), buildLensHead(w.config, lensWeights(w, (n) => ({ data: w.get(n) }))).toBytes());
+    assert.deepEqual(await report(out, 'Hello world'), want);
   });
 
   it('a garbage .onnx file is a clear error', async () => {

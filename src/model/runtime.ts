@@ -53,6 +53,15 @@ export interface LensRows {
   checkIndex?: number[];
 }
 
+const EMPTY_LENS: LensRows = {
+  hidden: new Float32Array(0), finalNorm: true, refHidden: new Float32Array(0), refIndex: [], k: 1, targets: [],
+};
+
+const LENS_OUTPUTS = [
+  LENS_IO.topIds, LENS_IO.topLogits, LENS_IO.topLogprobs, LENS_IO.entropy, LENS_IO.kl,
+  LENS_IO.targetLogprobs, LENS_IO.targetRanks, LENS_IO.checkDiff, LENS_IO.checkScale,
+];
+
 export interface LensRowsResult {
   rows: number;
   k: number;
@@ -117,14 +126,16 @@ export class LoadedModel {
     }
     const hasAttention = Array.from({ length: config.n_layer }, (_, l) => GRAPH_IO.attention(l)).every((n) => fwd.outputNames.includes(n));
     let lens: InferenceSession;
-    if (existsSync(join(dir, LENS_FILE))) {
+    if (fwd.inputNames.includes(LENS_IO.hidden)) {
+      lens = fwd; // our own graphs carry the lens head beside the forward pass
+    } else if (existsSync(join(dir, LENS_FILE))) {
       lens = await open(join(dir, LENS_FILE), 'the lens head');
     } else if (existsSync(join(dir, 'model.safetensors'))) {
       const w = openWeights(dir, config);
       const bytes = buildLensHead(config, lensWeights(w, (n) => ({ data: w.get(n) }))).toBytes();
       lens = await ort.InferenceSession.create(bytes, options);
     } else {
-      throw new LogitlensError(`${dir} has ${MODEL_FILE} but neither ${LENS_FILE} nor model.safetensors to build the lens head from; add one of them`);
+      throw new LogitlensError(`${join(dir, MODEL_FILE)} has no lens head, and ${dir} has neither ${LENS_FILE} nor model.safetensors to build one from; add one of them`);
     }
     return new LoadedModel(dir, config, tokenizer, ort, fwd, lens, hasAttention);
   }
@@ -140,7 +151,11 @@ export class LoadedModel {
       mask[b * S + t] = 1n;
     }));
     const T = this.ort.Tensor;
-    const feeds = { [GRAPH_IO.inputIds]: new T('int64', ids, [B, S]), [GRAPH_IO.attentionMask]: new T('int64', mask, [B, S]) };
+    const feeds: Record<string, Tensor> = {
+      [GRAPH_IO.inputIds]: new T('int64', ids, [B, S]),
+      [GRAPH_IO.attentionMask]: new T('int64', mask, [B, S]),
+      ...(this.combined ? this.lensFeeds(EMPTY_LENS) : {}),
+    };
     const L = this.config.n_layer;
     const names = [...Array.from({ length: L + 1 }, (_, l) => GRAPH_IO.hidden(l)), GRAPH_IO.logits];
     if (wantAttention && this.hasAttention) names.push(...Array.from({ length: L }, (_, l) => GRAPH_IO.attention(l)));
@@ -157,25 +172,16 @@ export class LoadedModel {
 
   /** Run the lens head over arbitrary hidden rows. */
   async lens(req: LensRows): Promise<LensRowsResult> {
-    const E = this.config.n_embd;
-    const V = this.config.vocab_size;
-    const rows = req.hidden.length / E;
-    const T = this.ort.Tensor;
-    const i64 = (xs: number[]) => new T('int64', BigInt64Array.from(xs.map((x) => BigInt(x))), [xs.length]);
-    const checkIndex = req.checkIndex ?? [];
-    const feeds: Record<string, Tensor> = {
-      [LENS_IO.hidden]: new T('float32', req.hidden, [rows, E]),
-      [LENS_IO.finalNorm]: new T('bool', new Uint8Array([req.finalNorm ? 1 : 0]), [1]),
-      [LENS_IO.refHidden]: new T('float32', req.refHidden, [req.refHidden.length / E, E]),
-      [LENS_IO.refIndex]: i64(req.refIndex),
-      [LENS_IO.k]: i64([req.k]),
-      [LENS_IO.targetIds]: i64(req.targets),
-      [LENS_IO.checkLogits]: new T('float32', req.checkLogits ?? new Float32Array(0), [checkIndex.length, V]),
-      [LENS_IO.checkIndex]: i64(checkIndex),
-    };
-    const out = await this.lensSession.run(feeds);
+    const feeds = this.lensFeeds(req);
+    if (this.combined) {
+      // the forward half of the graph gets an empty batch, so it costs nothing
+      const none = new this.ort.Tensor('int64', new BigInt64Array(0), [0, 1]);
+      feeds[GRAPH_IO.inputIds] = none;
+      feeds[GRAPH_IO.attentionMask] = none;
+    }
+    const out = await this.lensSession.run(feeds, LENS_OUTPUTS);
     return {
-      rows,
+      rows: req.hidden.length / this.config.n_embd,
       k: req.k,
       topIds: out[LENS_IO.topIds].data as BigInt64Array,
       topLogits: out[LENS_IO.topLogits].data as Float32Array,
@@ -189,9 +195,31 @@ export class LoadedModel {
     };
   }
 
+  private lensFeeds(req: LensRows): Record<string, Tensor> {
+    const E = this.config.n_embd;
+    const V = this.config.vocab_size;
+    const T = this.ort.Tensor;
+    const i64 = (xs: number[]) => new T('int64', BigInt64Array.from(xs.map((x) => BigInt(x))), [xs.length]);
+    const checkIndex = req.checkIndex ?? [];
+    return {
+      [LENS_IO.hidden]: new T('float32', req.hidden, [req.hidden.length / E, E]),
+      [LENS_IO.finalNorm]: new T('bool', new Uint8Array([req.finalNorm ? 1 : 0]), [1]),
+      [LENS_IO.refHidden]: new T('float32', req.refHidden, [req.refHidden.length / E, E]),
+      [LENS_IO.refIndex]: i64(req.refIndex),
+      [LENS_IO.k]: i64([req.k]),
+      [LENS_IO.targetIds]: i64(req.targets),
+      [LENS_IO.checkLogits]: new T('float32', req.checkLogits ?? new Float32Array(0), [checkIndex.length, V]),
+      [LENS_IO.checkIndex]: i64(checkIndex),
+    };
+  }
+
+  private get combined(): boolean {
+    return this.lensSession === this.forwardSession;
+  }
+
   async close(): Promise<void> {
     await this.forwardSession.release();
-    await this.lensSession.release();
+    if (!this.combined) await this.lensSession.release();
   }
 }
 

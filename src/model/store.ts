@@ -3,13 +3,13 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, realpat
 import { homedir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { LogitlensError } from '../errors.js';
-import { buildLensHead, type WeightSource } from '../lens/head.js';
+import type { WeightSource } from '../lens/head.js';
 import { checkpointFingerprint, openWeights, readConfig, type Gpt2Config, type Gpt2Weights } from './checkpoint.js';
 import { buildGpt2Graph } from './onnx/gpt2.js';
 import { tokenizerFiles } from './tokenizer.js';
 
 /** Bump when the graph layout changes, so old cache entries are rebuilt rather than misread. */
-export const BUILD_VERSION = 1;
+export const BUILD_VERSION = 2;
 
 export const MODEL_FILE = 'model.onnx';
 export const DATA_FILE = 'model.onnx.data';
@@ -64,12 +64,7 @@ export function buildOnnxFolder(checkpointDir: string, outDir: string, origin?: 
   const tmp = `${outDir}.tmp-${process.pid}-${Date.now()}`;
   mkdirSync(tmp, { recursive: true });
   try {
-    const external = buildGpt2Graph(weights).save(tmp, MODEL_FILE, DATA_FILE);
-    const src = (name: string): WeightSource => {
-      const ref = external.get(name);
-      return ref ? { ref } : { data: weights.get(name) };
-    };
-    buildLensHead(config, lensWeights(weights, src)).save(tmp, LENS_FILE, 'lens.onnx.data');
+    buildGpt2Graph(weights).save(tmp, MODEL_FILE, DATA_FILE);
     const files = ['config.json', ...(tokenizerFiles(checkpointDir) ?? []), 'tokenizer_config.json', 'special_tokens_map.json'];
     for (const f of files) if (existsSync(join(checkpointDir, f))) copyFileSync(join(checkpointDir, f), join(tmp, f));
     const meta: BuildMeta = {
@@ -137,7 +132,7 @@ export function builtModelDir(key: string, cacheDir?: string): string {
 
 export function isCompleteBuild(dir: string): boolean {
   const meta = join(dir, META_FILE);
-  if (!existsSync(meta) || !existsSync(join(dir, MODEL_FILE)) || !existsSync(join(dir, LENS_FILE))) return false;
+  if (!existsSync(meta) || !existsSync(join(dir, MODEL_FILE))) return false;
   try {
     return (JSON.parse(readFileSync(meta, 'utf8')) as BuildMeta).build_version === BUILD_VERSION;
   } catch {

@@ -1,6 +1,7 @@
 import type { Gpt2Weights } from '../checkpoint.js';
 import { DType } from './proto.js';
 import { GraphBuilder } from './graph.js';
+import { addLensHead } from '../../lens/head.js';
 
 /**
  * The ONNX interface of a logitlens model graph. Other exporters can produce compatible files by
@@ -20,8 +21,10 @@ export const OPSET = 20;
 /**
  * GPT-2's forward pass as an ONNX graph, laid out like nanoGPT's model.py. Every residual
  * stream h_0..h_L (pre-ln_f) and every block's attention probabilities are graph outputs.
+ * The lens head (see lens/head.ts) is added beside it unless opts.lensHead is false: the two
+ * parts share no inputs, so a run feeds one part and gives the other empty tensors.
  */
-export function buildGpt2Graph(w: Gpt2Weights): GraphBuilder {
+export function buildGpt2Graph(w: Gpt2Weights, opts: { lensHead?: boolean } = {}): GraphBuilder {
   const c = w.config;
   const E = c.n_embd;
   const H = c.n_head;
@@ -75,8 +78,10 @@ export function buildGpt2Graph(w: Gpt2Weights): GraphBuilder {
   const last = g.op('Max', [g.op('Sub', [g.op('ReduceSum', [mask, g.constInt64([1])], { keepdims: 0 }), one]), zero]);
   const xLast = g.op('GatherND', [x, g.op('Unsqueeze', [last, g.constInt64([1])])], { batch_dims: 1 });
   const unembed = w.untiedLmHead ? W('lm_head.weight') : wte;
+  const lmBias = w.hasLmHeadBias ? W('lm_head.bias') : undefined;
   let logits = g.op('Gemm', [layerNorm(xLast, 'ln_f'), unembed], { transB: 1 });
-  if (w.hasLmHeadBias) logits = g.op('Add', [logits, W('lm_head.bias')]);
+  if (lmBias) logits = g.op('Add', [logits, lmBias]);
   g.output(logits, GRAPH_IO.logits, DType.FLOAT, ['batch', c.vocab_size]);
+  if (opts.lensHead ?? true) addLensHead(g, c, { lnWeight: 'ln_f.weight', lnBias: 'ln_f.bias', unembed, lmHeadBias: lmBias });
   return g;
 }
