@@ -11,3 +11,6 @@ export {
   analyzePrompt, lensCells, tokenizePrompt, resolvePosition, validateLayers, validateK,
   type LensOptions, type LensReport, type LayerStats, type TopEntry, type TargetEntry, type Cell, type CellStats,
 } from './lens/analyze.js';
+export { resolveModel, listBuiltModels, removeBuiltModel, type ResolvedModel, type ResolveOptions } from './model/resolve.js';
+export { resolveHubModel, hubCacheDir, isHubRepoId, listCachedHubModels, removeCachedHubModel, type HubOptions, type ResolvedHubModel } from './hub/index.js';
+export { writeSyntheticCheckpoint, type SyntheticOptions } from './model/synthetic.js';

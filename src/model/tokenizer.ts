@@ -98,12 +98,15 @@ export function loadTokenizer(dir: string): Gpt2Tokenizer {
   // exact single-token strings: no "clean up" of spaces before punctuation
   const tok = new Tokenizer(json, { ...configJson, clean_up_tokenization_spaces: false });
   const u2b = unicodeToByte();
-  const vocab = tok.get_vocab(true);
+  // counted from the JSON: get_vocab() would build a second 50k-entry map just for its size
+  const model = json.model as { vocab: Record<string, number> };
+  const added = (json.added_tokens as Array<{ id: number }> | undefined) ?? [];
+  const vocabSize = Math.max(Object.keys(model.vocab).length, ...added.map((t) => t.id + 1));
   const decoder = new TextDecoder('utf-8', { fatal: true });
   const cache = new Map<number, TokenInfo>();
   const specials = new Set<number>([...tok.get_added_tokens_decoder().keys()]);
   return {
-    vocabSize: vocab.size,
+    vocabSize,
     encode: (text) => tok.encode(text, { add_special_tokens: false }).ids,
     idOf: (piece) => {
       const ids = tok.encode(piece, { add_special_tokens: false }).ids;
