@@ -1,11 +1,12 @@
 // Every number the lens reports, checked against HuggingFace transformers' float64 reference
 // (../shared/fixtures/gpt2-tiny/golden.json; see its README for the definitions).
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { analyzePrompt, lensCells, LoadedModel, prepareModelFolder } from '../src/index.js';
-import { fixtureDir, tempDir } from './helpers/fixtures.js';
+import { fixtureDir, ROOT, tempDir } from './helpers/fixtures.js';
 
 interface GoldenDist {
   top_ids: number[];
@@ -57,6 +58,15 @@ function assertRank(ours1: number, golden0: number, where: string): void {
   if (golden0 <= 100) assert.equal(ours0, golden0, `${where}: rank`);
   else assert.ok(Math.abs(ours0 - golden0) <= 25, `${where}: rank ${ours0} vs golden ${golden0}`);
 }
+
+it('the committed fixture copy matches ../shared when it is there', (t) => {
+  const shared = join(ROOT, '..', 'shared', 'fixtures', 'gpt2-tiny');
+  if (!existsSync(shared)) return t.skip('no ../shared on this machine: the committed copy is the reference');
+  for (const f of readdirSync(shared)) {
+    const digest = (d: string) => createHash('sha256').update(readFileSync(join(d, f))).digest('hex');
+    assert.equal(digest(join(ROOT, 'test', 'fixtures', 'gpt2-tiny')), digest(shared), `test/fixtures/gpt2-tiny/${f} differs from ../shared`);
+  }
+});
 
 describe('golden: gpt2-tiny against transformers (float64)', () => {
   let model: LoadedModel;
