@@ -19,3 +19,13 @@ export class UsageError extends LogitlensError {
     this.name = 'UsageError';
   }
 }
+
+/** A Hub model that cannot be had right now: offline mode, or no network, and nothing cached. */
+export class ModelUnavailableError extends LogitlensError {
+  readonly reason: 'offline' | 'unreachable';
+  constructor(message: string, reason: 'offline' | 'unreachable') {
+    super(message, 1);
+    this.name = 'ModelUnavailableError';
+    this.reason = reason;
+  }
+}

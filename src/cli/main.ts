@@ -1,10 +1,10 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { LogitlensError, UsageError } from '../errors.js';
+import { LogitlensError, ModelUnavailableError, UsageError } from '../errors.js';
 import { analyzePrompt, validateK } from '../lens/analyze.js';
 import { buildOnnxFolder, inspectModelFolder } from '../model/store.js';
-import { resolveModel } from '../model/resolve.js';
+import { DEMO_ID, resolveModel } from '../model/resolve.js';
 import { registerCacheCommands } from './cache.js';
 import { LoadedModel } from '../model/runtime.js';
 import { renderTable, terminalStyle } from '../render/table.js';
@@ -39,6 +39,8 @@ interface MainOptions {
   targetId?: string[];
   threads?: string;
   revision?: string;
+  /** --model was not given */
+  modelIsDefault?: boolean;
 }
 
 /** Messages for people go to stderr; stdout carries data only. */
@@ -46,12 +48,23 @@ function note(msg: string): void {
   process.stderr.write(`logitlens: ${msg}\n`);
 }
 
-async function openModel(spec: string, o: { threads?: number; revision?: string }): Promise<{ model: LoadedModel; id: string }> {
-  const resolved = await resolveModel(spec, {
+async function openModel(spec: string, o: { threads?: number; revision?: string; implicit?: boolean }): Promise<{ model: LoadedModel; id: string }> {
+  const opts = {
     revision: o.revision,
     hub: { signal: interrupt.signal },
-    onBuild: (what) => note(`building the ONNX graph for ${what} (first run; cached afterwards)…`),
-  });
+    onBuild: (what: string) => note(`building the ONNX graph for ${what} (first run; cached afterwards)…`),
+  };
+  let resolved;
+  try {
+    resolved = await resolveModel(spec, opts);
+  } catch (e) {
+    // only the implicit default falls back: an explicit --model gpt2 means exactly that
+    if (!(o.implicit && e instanceof ModelUnavailableError)) throw e;
+    note(`warning: ${spec} is not available (${e.reason === 'offline' ? 'HF_HUB_OFFLINE is set' : 'no network'}) and not cached; ` +
+      `showing the built-in demo model instead (a small GPT-2 trained on the Brown corpus). ` +
+      `To use GPT-2, run "logitlens pull gpt2" once with network access`);
+    resolved = await resolveModel(DEMO_ID, { ...opts, revision: undefined });
+  }
   const model = await LoadedModel.open(resolved.dir, { threads: o.threads, mode: 'single' });
   return { model, id: resolved.id };
 }
@@ -72,7 +85,7 @@ async function analyzeAction(words: string[], o: MainOptions): Promise<void> {
   const targetIdsRaw = (o.targetId ?? []).map((v) => parseIntStrict('--target-id', v));
   if (k !== undefined && k < 1) throw new UsageError(`-k must be at least 1 (got ${k})`);
 
-  const { model, id } = await openModel(o.model, { threads, revision: o.revision });
+  const { model, id } = await openModel(o.model, { threads, revision: o.revision, implicit: o.modelIsDefault });
   try {
     const c = model.config;
     validateK(k, c.vocab_size);
@@ -151,7 +164,7 @@ export function buildProgram(): Command {
     .addHelpText('after', EXAMPLES)
     .showHelpAfterError('(run logitlens --help for usage)')
     .action(async (words: string[], raw: Record<string, unknown>) => {
-      const o = { ...raw, k: raw.topK } as unknown as MainOptions;
+      const o = { ...raw, k: raw.topK, modelIsDefault: program.getOptionValueSource('model') === 'default' } as unknown as MainOptions;
       await analyzeAction(words, o);
     });
 

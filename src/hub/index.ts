@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { LogitlensError, UsageError } from '../errors.js';
+import { LogitlensError, ModelUnavailableError, UsageError } from '../errors.js';
 import {
   envFlag,
   hfHome,
@@ -190,9 +190,10 @@ export async function resolveHubModel(repoId: string, opts: HubOptions = {}): Pr
   if (offline) {
     const hit = fromCache(paths, repoId, revision);
     if (hit) return hit;
-    throw new LogitlensError(
+    throw new ModelUnavailableError(
       `HF_HUB_OFFLINE is set (offline mode) and ${repoId}@${revision} is not in the cache at ${cacheDir}; ` +
         `unset HF_HUB_OFFLINE and run once with network access to download it`,
+      'offline',
     );
   }
   if (COMMIT_RE.test(revision)) {
@@ -223,8 +224,9 @@ export async function resolveHubModel(repoId: string, opts: HubOptions = {}): Pr
       stderr.write(`note: cannot reach ${endpoint} (${e.detail}); using cached ${repoId}@${revision} (${hit.commit.slice(0, 8)})\n`);
       return hit;
     }
-    throw new LogitlensError(
+    throw new ModelUnavailableError(
       `cannot reach ${endpoint} (${e.detail}) and ${repoId}@${revision} is not in the cache; check your connection or set HF_ENDPOINT`,
+      'unreachable',
     );
   }
 }

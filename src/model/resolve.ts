@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { LogitlensError, UsageError } from '../errors.js';
 import { isHubRepoId, resolveHubModel, type HubOptions } from '../hub/index.js';
 import { builtModelDir, cacheRoot, isCompleteBuild, META_FILE, prepareModelFolder, type BuildMeta, type PreparedModel } from './store.js';
@@ -24,6 +25,10 @@ export interface ResolveOptions {
 
 const COMMIT = /^[0-9a-f]{40}$/;
 
+/** The small model shipped in the package (models/demo), run by `--model demo` and as the offline fallback. */
+export const DEMO_ID = 'demo';
+export const DEMO_DIR = fileURLToPath(new URL('../../../models/demo', import.meta.url));
+
 function flatName(repoId: string): string {
   return repoId.replace(/\//g, '--');
 }
@@ -44,6 +49,11 @@ function hubKey(repoId: string, commit: string): string {
 export async function resolveModel(spec: string, o: ResolveOptions = {}): Promise<ResolvedModel> {
   const root = o.cacheDir ?? cacheRoot();
   const local = resolve(spec);
+  if (spec === DEMO_ID && !existsSync(local)) {
+    if (!existsSync(DEMO_DIR)) throw new LogitlensError(`the demo model is missing from this installation (${DEMO_DIR}); reinstall logitlens`);
+    const prepared = prepareModelFolder(DEMO_DIR, { cacheDir: root, onBuild: () => o.onBuild?.(DEMO_ID) });
+    return { ...prepared, id: DEMO_ID, source: 'path' };
+  }
   if (existsSync(local)) {
     if (o.revision) throw new UsageError(`--revision applies to Hub models; ${spec} is a local folder`);
     const prepared = prepareModelFolder(local, { cacheDir: root, onBuild: () => o.onBuild?.(spec) });
