@@ -119,6 +119,30 @@ describe('checkpoint folders', () => {
     assert.ok(r.self_check_max_abs_diff < 1e-3);
   });
 
+  it('a changed checkpoint is rebuilt, an unchanged one reused', async () => {
+    const dir = join(tmp.dir, 'ck-change');
+    const cache = join(tmp.dir, 'cache-change');
+    writeSyntheticCheckpoint(dir, { config: small, seed: 11, tokenizerFrom: FIX });
+    const first = prepareModelFolder(dir, { cacheDir: cache });
+    assert.ok(first.built);
+    assert.equal(prepareModelFolder(dir, { cacheDir: cache }).built, false);
+    const run = async (d: string) => {
+      const m = await LoadedModel.open(d);
+      try {
+        return (await analyzePrompt(m, 'Hello', { k: 1 })).layers.map((l) => l.top[0].logprob);
+      } finally {
+        await m.close();
+      }
+    };
+    const before = await run(first.dir);
+    await new Promise((r) => setTimeout(r, 20)); // a distinct modification time
+    writeSyntheticCheckpoint(dir, { config: small, seed: 12, tokenizerFrom: FIX });
+    const second = prepareModelFolder(dir, { cacheDir: cache });
+    assert.ok(second.built);
+    assert.notEqual(second.dir, first.dir);
+    assert.notDeepEqual(await run(second.dir), before);
+  });
+
   it('names the offending tensor when a shape disagrees with config.json', () => {
     const dir = join(tmp.dir, 'ck-shape');
     writeSyntheticCheckpoint(dir, { config: small, seed: 1, tokenizerFrom: FIX });
