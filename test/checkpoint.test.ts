@@ -1,6 +1,6 @@
 // The checkpoint reader: safetensors validation, both key layouts, F16/BF16, shape checks.
 import assert from 'node:assert/strict';
-import { copyFileSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import {
@@ -140,6 +140,7 @@ describe('checkpoint folders', () => {
     const second = prepareModelFolder(dir, { cacheDir: cache });
     assert.ok(second.built);
     assert.notEqual(second.dir, first.dir);
+    assert.ok(!existsSync(first.dir), 'the superseded build is removed');
     assert.notDeepEqual(await run(second.dir), before);
   });
 

@@ -122,6 +122,7 @@ export function prepareModelFolder(
   mkdirSync(join(entry, '..'), { recursive: true });
   sweepStaleTemps(entry);
   buildOnnxFolder(dir, entry, opts.origin);
+  if (!opts.key) dropSupersededBuilds(entry, resolve(dir));
   return { dir: entry, config, built: true };
 }
 
@@ -159,5 +160,20 @@ function processAlive(pid: number): boolean {
     return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** A local checkpoint that changed leaves its old build behind: hundreds of MB nobody will use again. */
+function dropSupersededBuilds(entry: string, source: string): void {
+  const parent = dirname(entry);
+  for (const name of readdirSync(parent)) {
+    const other = join(parent, name);
+    if (other === entry || name.includes('.tmp-') || !isCompleteBuild(other)) continue;
+    try {
+      const meta = JSON.parse(readFileSync(join(other, META_FILE), 'utf8')) as BuildMeta;
+      if (meta.source === source && !meta.origin) rmSync(other, { recursive: true, force: true });
+    } catch {
+      // unreadable metadata: not ours to judge
+    }
   }
 }
