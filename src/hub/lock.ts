@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pidAlive } from '../util/process.js';
 
 /** The holder touches its lock this often, so a lock nobody touches for STALE_MS is abandoned. */
 const REFRESH_MS = 5_000;
@@ -29,14 +30,6 @@ function readLock(lockPath: string): LockInfo | null {
   return null;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function isStale(lockPath: string, info: LockInfo | null): boolean {
   let mtimeMs: number;

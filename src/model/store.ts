@@ -7,6 +7,7 @@ import type { WeightSource } from '../lens/head.js';
 import { checkpointFingerprint, openWeights, readConfig, type Gpt2Config, type Gpt2Weights } from './checkpoint.js';
 import { buildGpt2Graph } from './onnx/gpt2.js';
 import { tokenizerFiles } from './tokenizer.js';
+import { pidAlive } from '../util/process.js';
 
 /** Bump when the graph layout changes, so old cache entries are rebuilt rather than misread. */
 export const BUILD_VERSION = 2;
@@ -148,18 +149,9 @@ function sweepStaleTemps(entry: string): void {
   for (const name of readdirSync(parent)) {
     if (!name.startsWith(prefix)) continue;
     const pid = Number(name.slice(prefix.length).split('-')[0]);
-    if (Number.isInteger(pid) && pid !== process.pid && !processAlive(pid)) {
+    if (Number.isInteger(pid) && pid !== process.pid && !pidAlive(pid)) {
       rmSync(join(parent, name), { recursive: true, force: true });
     }
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
