@@ -8,6 +8,10 @@ export { buildOnnxFolder, prepareModelFolder, cacheRoot, inspectModelFolder } fr
 export { LoadedModel, loadOrt, type ForwardResult, type LensRows, type LensRowsResult, type SessionTuning } from './model/runtime.js';
 export { loadTokenizer, displayToken, type Gpt2Tokenizer, type TokenInfo } from './model/tokenizer.js';
 export {
-  analyzePrompt, lensCells, tokenizePrompt, resolvePosition, validateLayers, validateK,
+  analyzePrompt, buildReport, lensCells, validateTargets, tokenizePrompt, resolvePosition, validateLayers, validateK,
   type LensOptions, type LensReport, type LayerStats, type TopEntry, type TargetEntry, type Cell, type CellStats,
 } from './lens/analyze.js';
+export {
+  analyzePictures, attentionRows, validatePositions, validateAttentionLayers, GRID_DEFAULT_K,
+  type PictureReport, type PictureOptions, type GridColumn, type GridCellStats, type AttentionEntry,
+} from './lens/grid.js';
