@@ -15,3 +15,11 @@ export {
   analyzePictures, attentionRows, validatePositions, validateAttentionLayers, GRID_DEFAULT_K,
   type PictureReport, type PictureOptions, type GridColumn, type GridCellStats, type AttentionEntry,
 } from './lens/grid.js';
+export { renderTable, terminalStyle, type TableStyle } from './render/table.js';
+export { renderGrid, type GridRenderOptions } from './render/grid.js';
+export { renderAttention } from './render/attention.js';
+export { renderTargetTrajectories, sparkline } from './render/sparkline.js';
+export { renderHtml, type HtmlOptions } from './render/html.js';
+export { renderSvg, type SvgOptions } from './render/svg.js';
+export { shadeScale, colormap, SHADE_KINDS, type ShadeKind, type ShadeScale } from './render/shade.js';
+export { escapeXml } from './render/escape.js';
