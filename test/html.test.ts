@@ -1,7 +1,7 @@
 // The HTML report and the SVG, opened in headless Chromium: the page's script runs without a
 // console message, the cells carry the right tokens (tricky text escaped), and it draws something.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
@@ -99,6 +99,34 @@ describe('HTML report and SVG in headless Chromium', () => {
     const att = /<table class="att">([\s\S]*?)<\/table>/.exec(dom);
     assert.ok(att, 'attention heatmap drawn');
     assert.equal((att[1].match(/<th class="row">h\d+<\/th>/g) ?? []).length, model.config.n_head);
+  });
+
+  it('hovering a cell shows its top-k with probabilities; clicking plots its position', async (t) => {
+    if (!needBrowser(t)) return;
+    // a copy of the report with a probe appended: it hovers and clicks one cell, then records what the page shows
+    const probe = `<script>
+      var td = document.querySelector('td[data-c="2"][data-l="1"]');
+      td.dispatchEvent(new MouseEvent('mouseover', { bubbles: true }));
+      td.click();
+      var tip = document.getElementById('tip');
+      document.body.setAttribute('data-probe', JSON.stringify({ hidden: tip.hidden, rows: [].map.call(tip.children, function (e) { return e.textContent; }), pos: document.getElementById('curvepos').textContent }));
+    </script></body>`;
+    const copy = join(tmp.dir, 'probe.html');
+    writeFileSync(copy, readFileSync(html, 'utf8').replace('</body>', probe));
+    const run = await chromium(['--dump-dom'], pathToFileURL(copy).href);
+    assert.deepEqual(run.console, []);
+    const m = /data-probe="([^"]*)"/.exec(run.stdout);
+    assert.ok(m, 'probe ran');
+    const probeOut = JSON.parse(unescapeHtml(m[1])) as { hidden: boolean; rows: string[]; pos: string };
+    const ids = model.tokenizer.encode(PROMPT);
+    const show = (id: number) => displayToken(model.tokenizer.token(id));
+    assert.equal(probeOut.hidden, false);
+    assert.equal(probeOut.rows[0], `layer 1 · position 2 (${show(ids[2])}) → next ${show(ids[3])}`);
+    const topRows = probeOut.rows.filter((r) => /^\d\. /.test(r));
+    assert.equal(topRows.length, 5, 'top 5 by default in the HTML report');
+    assert.ok(topRows[0].startsWith(`1. ${show(BASE.lens[1].per_position_top1_ids[2])}  `), topRows[0]);
+    assert.match(probeOut.rows.at(-2)!, /^·Paris: .* \(rank #\d+\)$/);
+    assert.equal(probeOut.pos, `2 (${show(ids[2])})`);
   });
 
   it('screenshot is a real picture of the page', async (t) => {

@@ -118,7 +118,7 @@ const CSS = `
 body { font: 14px/1.4 system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 16px 24px; color: #1b1b1b; background: #fff; }
 h1 { font-size: 20px; margin: 0 0 4px; } h2 { font-size: 16px; margin: 20px 0 6px; }
 .meta, .note { color: #666; } .prompt { font-family: var(--mono); font-size: 12px; line-height: 1.9; max-height: 7.6em; overflow: auto; }
-.tok { border: 1px solid #ddd; border-radius: 3px; padding: 0 2px; margin-right: 2px; white-space: pre; }
+.tok { display: inline-block; line-height: 1.3; border: 1px solid #ddd; border-radius: 3px; padding: 0 2px; margin-right: 2px; white-space: pre; }
 .tok.at { background: #fde725; border-color: #b5a000; }
 #errors { background: #b00020; color: #fff; padding: 8px; white-space: pre-wrap; font-family: var(--mono); }
 .legend { font-size: 13px; } .ramp { display: inline-block; width: 140px; height: 12px; vertical-align: middle; border: 1px solid #999; }
@@ -224,7 +224,13 @@ const SCRIPT = `
     });
     return s;
   }
-  function nice(v) { return v <= 0 ? 1 : Math.pow(10, Math.ceil(Math.log10(v) * 4) / 4); }
+  // round an axis top up to 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power of ten
+  function nice(v) {
+    if (!(v > 0)) return 1;
+    var e = Math.pow(10, Math.floor(Math.log10(v)));
+    var m = [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10].filter(function (m) { return m * e >= v * (1 - 1e-9); })[0];
+    return m * e;
+  }
   var curves = document.getElementById('curves');
   function select(c) {
     document.querySelectorAll('.sel').forEach(function (e) { e.classList.remove('sel'); });
