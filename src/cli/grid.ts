@@ -121,6 +121,7 @@ export function writeAtomic(path: string, data: string): void {
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });
-    throw new LogitlensError(`cannot write ${path}: ${(e as Error).message.split('\n')[0]}; check that the folder exists and is writable`);
+    const err = e as NodeJS.ErrnoException;
+    throw new LogitlensError(`cannot write ${path}: ${err.code ?? err.message.split('\n')[0]}; check that the folder exists and is writable`);
   }
 }
