@@ -8,6 +8,7 @@ import {
   analyzePictures, LoadedModel, prepareModelFolder, renderAttention, renderGrid, renderTargetTrajectories,
   type PictureReport,
 } from '../src/index.js';
+import { stripAnsi } from '../src/render/grid.js';
 import { stringWidth } from '../src/render/table.js';
 import { runCli } from './helpers/cli.js';
 import { fixtureDir, ROOT, tempDir } from './helpers/fixtures.js';
@@ -117,6 +118,14 @@ describe('grid: every layer at every position', () => {
       for (const line of out.split('\n')) assert.ok(stringWidth(line) <= width, `line wider than ${width}: ${line}`);
       assert.ok(!/\u001b/.test(out), 'no escape codes without color');
       matchSnapshot(`grid-${width}.txt`, out);
+      // in color the same layout, with 24-bit backgrounds instead of shade characters
+      const colored = renderGrid(r, info, { color: true, width }, { shade: 'prob' });
+      assert.match(colored, /\u001b\[48;2;\d+;\d+;\d+m/);
+      const rows = (text: string) => text.split('\n').filter((l) => l.includes('│')).map((l) => l.trimEnd());
+      const plain = rows(stripAnsi(colored));
+      for (const line of stripAnsi(colored).split('\n')) assert.ok(stringWidth(line) <= width, `colored line wider than ${width}: ${line}`);
+      assert.deepEqual(plain.map((l) => stringWidth(l)), rows(renderGrid(r, info, style, { shade: 'prob' })).map((l) => stringWidth(l)));
+      assert.equal(plain.length, model.config.n_layer + 2);
     });
   }
 

@@ -101,6 +101,10 @@ export async function analyzePictures(model: LoadedModel, prompt: string, opts: 
   const attLayers = opts.attention ? validateAttentionLayers(opts.attention, c.n_layer) : [];
 
   const fwd = await model.forward([ids], attLayers.length > 0);
+  // copy out the few attention rows now and drop the [layers, heads, seq, seq] tensors before the
+  // lens runs: at 512 tokens they are the largest thing held in JavaScript
+  const attention = attLayers.length ? attentionRows(model, fwd, 0, position, ids.length, attLayers) : undefined;
+  fwd.attention = [];
   // position-major order: a chunk of cells then shares few positions, so the lens head computes
   // few reference (last-layer) distributions for KL per chunk
   const positions = [...new Set([...columns, position])].sort((a, b) => a - b);
@@ -116,6 +120,6 @@ export async function analyzePictures(model: LoadedModel, prompt: string, opts: 
       layers: at(p).map((s) => ({ layer: s.cell.layer, top: s.top, entropy: s.entropy, kl_to_final: s.kl_to_final, targets: s.targets })),
     }));
   }
-  if (attLayers.length) report.attention = attentionRows(model, fwd, 0, position, ids.length, attLayers);
+  if (attention) report.attention = attention;
   return report;
 }
