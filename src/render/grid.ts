@@ -62,7 +62,8 @@ export function renderGrid(report: PictureReport, tokenInfo: (id: number) => Tok
   const lines: string[] = [];
   const title = truncate(`grid  ${m.id} · ${layers.length} layers × ${cols.length} positions · final norm ${report.final_norm ? 'on' : 'off'}`, style.width);
   lines.push(ch.bold(title.slice(0, 4)) + title.slice(4));
-  const head = shown.map((c) => padEndWidth(' ' + truncate(show(report.tokens[c.position].id), cellW - 1), cellW)).join(' ');
+  // ▸ points at the analyzed position (the one --attention and the targets describe)
+  const head = shown.map((c) => padEndWidth((c.position === report.position ? '▸' : ' ') + truncate(show(report.tokens[c.position].id), cellW - 1), cellW)).join(' ');
   lines.push(`${' '.repeat(lw)} │ ${ch.bold(head.trimEnd())}`);
   lines.push(`${'─'.repeat(lw + 1)}┼${'─'.repeat(Math.min(avail + 1, shown.length * (cellW + 1)))}`);
   for (let li = layers.length - 1; li >= 0; li--) {
@@ -101,7 +102,7 @@ function legend(ch: ChalkInstance, style: TableStyle, scale: ShadeScale): string
   }
   return [
     ch.dim(`${scale.label}${nats ? ' (nats)' : ''}: `) + parts.join(' '),
-    ch.dim(`${HIT_MARK} top-1 is the next input token · rows: layers, emb = embeddings`),
+    ch.dim(`${HIT_MARK} top-1 is the next input token · ▸ analyzed position · emb = embeddings`),
   ].map((s) => (stringWidth(stripAnsi(s)) > style.width ? truncate(stripAnsi(s), style.width) : s));
 }
 
