@@ -8,9 +8,21 @@ export { buildOnnxFolder, prepareModelFolder, cacheRoot, inspectModelFolder } fr
 export { LoadedModel, loadOrt, type ForwardResult, type LensRows, type LensRowsResult, type SessionTuning } from './model/runtime.js';
 export { loadTokenizer, displayToken, type Gpt2Tokenizer, type TokenInfo } from './model/tokenizer.js';
 export {
-  analyzePrompt, lensCells, tokenizePrompt, resolvePosition, validateLayers, validateK,
+  analyzePrompt, buildReport, lensCells, validateTargets, tokenizePrompt, resolvePosition, validateLayers, validateK,
   type LensOptions, type LensReport, type LayerStats, type TopEntry, type TargetEntry, type Cell, type CellStats,
 } from './lens/analyze.js';
 export { resolveModel, listBuiltModels, removeBuiltModel, type ResolvedModel, type ResolveOptions } from './model/resolve.js';
 export { resolveHubModel, hubCacheDir, isHubRepoId, listCachedHubModels, removeCachedHubModel, type HubOptions, type ResolvedHubModel } from './hub/index.js';
 export { writeSyntheticCheckpoint, type SyntheticOptions } from './model/synthetic.js';
+export {
+  analyzePictures, attentionRows, validatePositions, validateAttentionLayers, GRID_DEFAULT_K,
+  type PictureReport, type PictureOptions, type GridColumn, type GridCellStats, type AttentionEntry,
+} from './lens/grid.js';
+export { renderTable, terminalStyle, type TableStyle } from './render/table.js';
+export { renderGrid, type GridRenderOptions } from './render/grid.js';
+export { renderAttention } from './render/attention.js';
+export { renderTargetTrajectories, sparkline } from './render/sparkline.js';
+export { renderHtml, type HtmlOptions } from './render/html.js';
+export { renderSvg, type SvgOptions } from './render/svg.js';
+export { shadeScale, colormap, SHADE_KINDS, type ShadeKind, type ShadeScale } from './render/shade.js';
+export { escapeXml } from './render/escape.js';

@@ -7,39 +7,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { analyzePrompt, lensCells, LoadedModel, prepareModelFolder } from '../src/index.js';
 import { fixtureDir, ROOT, tempDir } from './helpers/fixtures.js';
-
-interface GoldenDist {
-  top_ids: number[];
-  top_logprobs: number[];
-  top_logits: number[];
-  gap_to_next: number;
-  entropy: number;
-  kl_to_final: number;
-}
-interface GoldenTarget { id: number; prob: number; logprob: number; rank: number }
-interface GoldenLayer {
-  layer: number;
-  with_norm: GoldenDist;
-  without_norm: GoldenDist;
-  targets: GoldenTarget[];
-  targets_without_norm: GoldenTarget[];
-  per_position_top1_ids: number[];
-  per_position_top1_probs: number[];
-  per_position_top1_gap: number[];
-  hidden_final_f32: number[];
-}
-interface GoldenPrompt {
-  text: string;
-  input_ids: number[];
-  n_tokens: number;
-  final_position: number;
-  lens: GoldenLayer[];
-  attention_final_pos: number[][][];
-}
-interface Golden { top_k: number; targets: number[]; prompts: GoldenPrompt[] }
+import { loadGolden, type GoldenDist } from './helpers/golden.js';
 
 const FIX = fixtureDir();
-const golden = JSON.parse(readFileSync(join(FIX, 'golden.json'), 'utf8')) as Golden;
+const golden = loadGolden(FIX);
 const TOL = 1e-4;
 const SWAP_GAP = 1e-5;
 

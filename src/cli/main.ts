@@ -9,6 +9,8 @@ import { registerCacheCommands } from './cache.js';
 import { LoadedModel } from '../model/runtime.js';
 import { renderTable, terminalStyle } from '../render/table.js';
 import { collect, parseIntStrict, parseLayers } from './args.js';
+import { parsePictureFlags, picturesAction, wantsPictures, type PictureFlags } from './grid.js';
+import { SHADE_KINDS } from '../render/shade.js';
 
 const EXAMPLES = `
 Examples:
@@ -17,6 +19,8 @@ Examples:
   $ logitlens --model ./gpt2 --json "The capital of France is" | jq '.layers[-1].top[0]'
   $ logitlens --model ./gpt2 --layers 0,6,12 -k 5 --target " Paris" "The capital of France is"
   $ logitlens --model ./gpt2 --position -2 --no-final-norm "The capital of France is"
+  $ logitlens --model ./gpt2 --grid --positions 0-20 "The capital of France is"
+  $ logitlens --model ./gpt2 --attention all --html report.html --svg grid.svg "The capital of France is"
   $ logitlens export --model ./gpt2 -o ./gpt2-onnx
   $ logitlens --model ./gpt2-onnx "The capital of France is"
   $ logitlens pull gpt2-medium && logitlens models
@@ -28,7 +32,7 @@ unembedding, then reports the next-token distribution at the analyzed position.
 Environment: HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE=1, HF_HUB_CACHE / HF_HOME, XDG_CACHE_HOME, NO_COLOR.
 Exit codes: 0 ok, 1 runtime failure, 2 usage error.`;
 
-interface MainOptions {
+interface MainOptions extends PictureFlags {
   model: string;
   json?: boolean;
   k?: string;
@@ -84,6 +88,7 @@ async function analyzeAction(words: string[], o: MainOptions): Promise<void> {
   const position = o.position === undefined ? undefined : parseIntStrict('--position', o.position);
   const targetIdsRaw = (o.targetId ?? []).map((v) => parseIntStrict('--target-id', v));
   if (k !== undefined && k < 1) throw new UsageError(`-k must be at least 1 (got ${k})`);
+  const pictures = parsePictureFlags(o);
 
   const { model, id } = await openModel(o.model, { threads, revision: o.revision, implicit: o.modelIsDefault });
   try {
@@ -103,6 +108,10 @@ async function analyzeAction(words: string[], o: MainOptions): Promise<void> {
     for (const t of targetIdsRaw) {
       if (t < 0 || t >= c.vocab_size) throw new UsageError(`--target-id ${t} is outside the vocabulary (0..${c.vocab_size - 1})`);
       targets.push(t);
+    }
+    if (wantsPictures(pictures, targets)) {
+      await picturesAction(model, id, prompt, { k, layers, position, finalNorm: o.finalNorm, targets, json: !!o.json }, pictures, { write, note });
+      return;
     }
     const report = await analyzePrompt(model, prompt, { k, layers, position, finalNorm: o.finalNorm, targets }, id);
     if (o.json) {
@@ -161,6 +170,12 @@ export function buildProgram(): Command {
     .option('--json', 'print one JSON document on stdout (see README for the fields)')
     .option('--revision <rev>', 'Hub branch, tag or commit (default main)')
     .option('--threads <n>', 'ONNX Runtime threads (default: all cores)')
+    .option('--grid', 'show the layer × position grid: each cell the top-1 token (-k default 1)')
+    .option('--positions <range>', 'grid columns to compute and show, e.g. 10-30 (default all)')
+    .addOption(new Option('--shade <kind>', 'grid shading').choices([...SHADE_KINDS]).default('prob'))
+    .option('--attention <layers>', 'attention of the analyzed position per head: a layer list (1..n_layer) or all')
+    .option('--html <file>', 'write a self-contained HTML report (grid, curves, attention)')
+    .option('--svg <file>', 'write the grid heatmap as a standalone SVG')
     .addHelpText('after', EXAMPLES)
     .showHelpAfterError('(run logitlens --help for usage)')
     .action(async (words: string[], raw: Record<string, unknown>) => {

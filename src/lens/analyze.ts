@@ -85,6 +85,13 @@ export function validateK(k: number | undefined, vocab: number): number {
   return v;
 }
 
+export function validateTargets(targets: number[] | undefined, vocab: number): number[] {
+  for (const t of targets ?? []) {
+    if (!Number.isInteger(t) || t < 0 || t >= vocab) throw new UsageError(`target id ${t} is outside the vocabulary (0..${vocab - 1})`);
+  }
+  return targets ?? [];
+}
+
 export function tokenizePrompt(model: LoadedModel, prompt: string): number[] {
   if (prompt.trim() === '') throw new UsageError('the prompt is empty; give some text to analyze, e.g. logitlens "The capital of France is"');
   const ids = model.tokenizer.encode(prompt);
@@ -192,13 +199,19 @@ export async function analyzePrompt(model: LoadedModel, prompt: string, opts: Le
   const position = resolvePosition(opts.position, ids.length);
   const layers = validateLayers(opts.layers, c.n_layer);
   const k = validateK(opts.k, c.vocab_size);
-  const targets = opts.targets ?? [];
-  for (const t of targets) {
-    if (!Number.isInteger(t) || t < 0 || t >= c.vocab_size) throw new UsageError(`target id ${t} is outside the vocabulary (0..${c.vocab_size - 1})`);
-  }
+  const targets = validateTargets(opts.targets, c.vocab_size);
   const finalNorm = opts.finalNorm ?? true;
   const fwd = await model.forward([ids]);
   const { stats, selfCheck } = await lensCells(model, fwd, 0, ids.length, layers.map((layer) => ({ layer, position })), { finalNorm, k, targets });
+  return buildReport(model, prompt, ids, position, finalNorm, stats, selfCheck, modelId);
+}
+
+/** The version-1 report from lens statistics of the analyzed position (one per reported layer, in order). */
+export function buildReport(
+  model: LoadedModel, prompt: string, ids: number[], position: number, finalNorm: boolean,
+  stats: CellStats[], selfCheck: number, modelId: string,
+): LensReport {
+  const c = model.config;
   return {
     version: 1,
     model: { id: modelId, n_layer: c.n_layer, n_embd: c.n_embd, n_head: c.n_head, n_positions: c.n_positions, vocab_size: c.vocab_size },

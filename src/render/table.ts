@@ -13,7 +13,10 @@ export interface TableStyle {
 export function terminalStyle(stream: NodeJS.WriteStream, env: NodeJS.ProcessEnv = process.env): TableStyle {
   const noColor = env.NO_COLOR !== undefined && env.NO_COLOR !== '';
   const force = env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== '0' && env.FORCE_COLOR !== 'false';
-  return { color: !noColor && (force || !!stream.isTTY), width: stream.isTTY && stream.columns ? stream.columns : 120 };
+  // COLUMNS lets a pipe or a file get a picture sized for the terminal that will show it
+  const columns = Number(env.COLUMNS);
+  const width = stream.isTTY && stream.columns ? stream.columns : Number.isInteger(columns) && columns >= 40 ? columns : 120;
+  return { color: !noColor && (force || !!stream.isTTY), width };
 }
 
 const BAR_WIDTH = 10;
