@@ -19,3 +19,11 @@ export class UsageError extends LogitlensError {
     this.name = 'UsageError';
   }
 }
+
+/** Ends the CLI with this status; whatever needed saying was already said on stderr (e.g. 130 after Ctrl-C). */
+export class ExitStatus extends Error {
+  constructor(readonly code: number) {
+    super(`exit status ${code}`);
+    this.name = 'ExitStatus';
+  }
+}

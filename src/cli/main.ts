@@ -1,12 +1,14 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { LogitlensError, UsageError } from '../errors.js';
+import { ExitStatus, LogitlensError, UsageError } from '../errors.js';
 import { analyzePrompt, validateK } from '../lens/analyze.js';
 import { buildOnnxFolder, inspectModelFolder, prepareModelFolder } from '../model/store.js';
 import { LoadedModel } from '../model/runtime.js';
 import { renderTable, terminalStyle } from '../render/table.js';
-import { collect, parseIntStrict, parseLayers } from './args.js';
+import { collect, parseCommonFlags, parseLayers } from './args.js';
+import { addBatchOptions, batchAction, type BatchFlags } from './batch.js';
+import { resolveTargets } from './targets.js';
 
 const EXAMPLES = `
 Examples:
@@ -23,7 +25,7 @@ unembedding, then reports the next-token distribution at the analyzed position.
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage error. Set NO_COLOR to disable colors.`;
 
-interface MainOptions {
+export interface MainOptions {
   model: string;
   json?: boolean;
   k?: string;
@@ -36,17 +38,17 @@ interface MainOptions {
 }
 
 /** Messages for people go to stderr; stdout carries data only. */
-function note(msg: string): void {
+export function note(msg: string): void {
   process.stderr.write(`logitlens: ${msg}\n`);
 }
 
-async function openModel(spec: string, threads?: number): Promise<{ model: LoadedModel; id: string }> {
+export async function openModel(spec: string, threads?: number, mode: 'single' | 'batch' = 'single'): Promise<{ model: LoadedModel; id: string }> {
   const dir = resolve(spec);
   if (!existsSync(dir)) {
     throw new LogitlensError(`model path ${spec} does not exist; --model takes a Hugging Face GPT-2 folder (config.json, model.safetensors, tokenizer) or a folder made by logitlens export`);
   }
   const prepared = prepareModelFolder(dir, { onBuild: () => note(`building the ONNX graph for ${spec} (first run; cached afterwards)…`) });
-  const model = await LoadedModel.open(prepared.dir, { threads, mode: 'single' });
+  const model = await LoadedModel.open(prepared.dir, { threads, mode });
   return { model, id: spec };
 }
 
@@ -55,33 +57,15 @@ async function analyzeAction(words: string[], o: MainOptions): Promise<void> {
   if (prompt.trim() === '') {
     throw new UsageError('no prompt given (or it is only whitespace); usage: logitlens [options] "text to analyze"');
   }
-  const threads = o.threads === undefined ? undefined : parseIntStrict('--threads', o.threads);
-  if (threads !== undefined && threads < 1) throw new UsageError('--threads must be at least 1');
   // flag values that need no model are checked first, so a typo fails fast
-  const k = o.k === undefined ? undefined : parseIntStrict('-k', o.k);
-  const position = o.position === undefined ? undefined : parseIntStrict('--position', o.position);
-  const targetIdsRaw = (o.targetId ?? []).map((v) => parseIntStrict('--target-id', v));
-  if (k !== undefined && k < 1) throw new UsageError(`-k must be at least 1 (got ${k})`);
+  const { threads, k, position, targetIds: targetIdsRaw } = parseCommonFlags(o);
 
   const { model, id } = await openModel(o.model, threads);
   try {
     const c = model.config;
     validateK(k, c.vocab_size);
     const layers = o.layers === undefined ? undefined : parseLayers(o.layers, c.n_layer);
-    const targets: number[] = [];
-    for (const text of o.target ?? []) {
-      const ids = model.tokenizer.encode(text);
-      if (ids.length === 0) throw new UsageError(`--target "${text}" encodes to no tokens; give a token such as " Paris"`);
-      if (ids.length > 1) {
-        const shown = ids.map((t) => JSON.stringify(model.tokenizer.token(t).text)).join(' + ');
-        note(`--target ${JSON.stringify(text)} is ${ids.length} tokens (${shown}); using the first (multi-token targets are not supported yet)`);
-      }
-      targets.push(ids[0]);
-    }
-    for (const t of targetIdsRaw) {
-      if (t < 0 || t >= c.vocab_size) throw new UsageError(`--target-id ${t} is outside the vocabulary (0..${c.vocab_size - 1})`);
-      targets.push(t);
-    }
+    const targets = resolveTargets(model, o.target ?? [], targetIdsRaw, note);
     const report = await analyzePrompt(model, prompt, { k, layers, position, finalNorm: o.finalNorm, targets }, id);
     if (o.json) {
       await write(JSON.stringify(report, null, 2) + '\n');
@@ -116,7 +100,7 @@ async function exportAction(o: { model: string; output: string; force?: boolean 
 }
 
 /** stdout writes that respect back-pressure and treat a closed pipe (| head) as a normal end. */
-function write(s: string): Promise<void> {
+export function write(s: string): Promise<void> {
   return new Promise((res) => {
     if (process.stdout.write(s)) res();
     else process.stdout.once('drain', res);
@@ -138,10 +122,12 @@ export function buildProgram(): Command {
     .option('--target-id <id>', 'report probability and rank of this token id (repeatable)', collect)
     .option('--json', 'print one JSON document on stdout (see README for the fields)')
     .option('--threads <n>', 'ONNX Runtime threads (default: all cores)')
-    .addHelpText('after', EXAMPLES)
+    .addHelpText('after', EXAMPLES);
+  addBatchOptions(program)
     .showHelpAfterError('(run logitlens --help for usage)')
     .action(async (words: string[], raw: Record<string, unknown>) => {
       const o = { ...raw, k: raw.topK } as unknown as MainOptions;
+      if (raw.file !== undefined) return batchAction(words, o as MainOptions & BatchFlags);
       await analyzeAction(words, o);
     });
 
@@ -173,6 +159,7 @@ export async function main(argv: string[] = process.argv): Promise<number> {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
       return 2; // commander already printed the message to stderr
     }
+    if (e instanceof ExitStatus) return e.code;
     if (e instanceof LogitlensError) {
       process.stderr.write(`logitlens: error: ${e.message}\n`);
       return e.exitCode;

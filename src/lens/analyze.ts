@@ -86,14 +86,21 @@ export function validateK(k: number | undefined, vocab: number): number {
 }
 
 export function tokenizePrompt(model: LoadedModel, prompt: string): number[] {
+  return tokenizeTruncated(model, prompt).ids;
+}
+
+/**
+ * Tokenize; a prompt longer than the context is an error unless `truncate` says which end to
+ * drop (left keeps the last tokens, right the first). `dropped` counts the tokens cut off.
+ */
+export function tokenizeTruncated(model: LoadedModel, prompt: string, truncate?: 'left' | 'right'): { ids: number[]; dropped: number } {
   if (prompt.trim() === '') throw new UsageError('the prompt is empty; give some text to analyze, e.g. logitlens "The capital of France is"');
   const ids = model.tokenizer.encode(prompt);
   if (ids.length === 0) throw new UsageError('the prompt encodes to no tokens; give some text to analyze');
   const max = model.config.n_positions;
-  if (ids.length > max) {
-    throw new UsageError(`the prompt is ${ids.length} tokens long but the model's context is ${max} tokens; shorten it`);
-  }
-  return ids;
+  if (ids.length <= max) return { ids, dropped: 0 };
+  if (!truncate) throw new UsageError(`the prompt is ${ids.length} tokens long but the model's context is ${max} tokens; shorten it`);
+  return { ids: truncate === 'left' ? ids.slice(ids.length - max) : ids.slice(0, max), dropped: ids.length - max };
 }
 
 export interface Cell {
