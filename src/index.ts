@@ -11,3 +11,10 @@ export {
   analyzePrompt, lensCells, tokenizePrompt, resolvePosition, validateLayers, validateK,
   type LensOptions, type LensReport, type LayerStats, type TopEntry, type TargetEntry, type Cell, type CellStats,
 } from './lens/analyze.js';
+export { lensBatch, buildReport, tokenizeTruncated, validateTargets, type LensRequest, type LensOpts } from './lens/analyze.js';
+export {
+  readLines, parseItems, isError, type BatchItem, type PromptItem, type ErrorItem, type InputFormat, type RawLine, type ParseOptions,
+} from './batch/input.js';
+export { analyzeBatch, lockIn, DEFAULT_BATCH_SIZE, type BatchOptions, type BatchRecord, type PromptRecord } from './batch/run.js';
+export { jsonlObject, jsonlLine, csvField, CsvWriter } from './batch/output.js';
+export { SummaryAccumulator, renderSummary, type BatchSummary, type LayerSummary, type TargetSummary } from './batch/summary.js';
