@@ -7,6 +7,8 @@ export interface RawLine {
   /** 1-based line number in the input */
   line: number;
   bytes: Buffer;
+  /** byte offset just past the line (progress through a file) */
+  end: number;
 }
 
 /** A prompt to analyze, or a line that cannot be one. `index` is the 0-based input line number. */
@@ -39,24 +41,25 @@ export const INPUT_KEYS = ['prompt', 'targets', 'target_ids'] as const;
 
 /**
  * Lines of a byte stream. Reads chunk by chunk, so memory holds one chunk plus one line however
- * long the input is. `onBytes` reports progress through the input.
+ * long the input is.
  */
-export async function* readLines(stream: AsyncIterable<Buffer | string> | Readable, onBytes?: (n: number) => void): AsyncGenerator<RawLine> {
+export async function* readLines(stream: AsyncIterable<Buffer | string> | Readable): AsyncGenerator<RawLine> {
   let carry: Buffer[] = [];
   let line = 0;
+  let offset = 0;
   for await (const chunk of stream as AsyncIterable<Buffer | string>) {
     const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-    onBytes?.(buf.length);
     let from = 0;
     for (let nl = buf.indexOf(10, from); nl >= 0; nl = buf.indexOf(10, from)) {
       carry.push(buf.subarray(from, nl));
-      yield { line: ++line, bytes: stripCR(Buffer.concat(carry)) };
+      yield { line: ++line, bytes: stripCR(Buffer.concat(carry)), end: offset + nl + 1 };
       carry = [];
       from = nl + 1;
     }
     if (from < buf.length) carry.push(Buffer.from(buf.subarray(from)));
+    offset += buf.length;
   }
-  if (carry.length) yield { line: ++line, bytes: stripCR(Buffer.concat(carry)) };
+  if (carry.length) yield { line: ++line, bytes: stripCR(Buffer.concat(carry)), end: offset };
 }
 
 function stripCR(b: Buffer): Buffer {

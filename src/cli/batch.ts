@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { ExitStatus, LogitlensError, UsageError } from '../errors.js';
 import { validateK } from '../lens/analyze.js';
-import { isError, parseItems, readLines, type InputFormat } from '../batch/input.js';
+import { isError, parseItems, readLines, type InputFormat, type RawLine } from '../batch/input.js';
 import { CsvWriter, jsonlLine } from '../batch/output.js';
 import { analyzeBatch, DEFAULT_BATCH_SIZE, type BatchRecord } from '../batch/run.js';
 import { renderSummary, SummaryAccumulator } from '../batch/summary.js';
@@ -87,9 +87,34 @@ function openInput(file: string): { stream: Readable; size?: number } {
 class Progress {
   private readonly start = Date.now();
   private last = 0;
-  bytes = 0;
+  /** where each line read but not yet written ends: the ETA follows lines written, not read ahead */
+  readonly ends = new Map<number, number>();
+  private bytes = 0;
   done = 0;
   constructor(private readonly size: number | undefined, private readonly on: boolean) {}
+
+  lines(raw: AsyncIterable<RawLine>): AsyncGenerator<RawLine> {
+    const ends = this.ends;
+    const on = this.on;
+    return (async function* () {
+      for await (const l of raw) {
+        if (on) ends.set(l.line, l.end);
+        yield l;
+      }
+    })();
+  }
+
+  /** A record for input line `line` was written. */
+  wrote(line: number, ok: boolean): void {
+    if (ok) this.done++;
+    this.bytes = this.ends.get(line) ?? this.bytes;
+    // lines skipped before this one (blank, other shards) never come back: forget them too
+    for (const key of this.ends.keys()) {
+      if (key > line) break;
+      this.ends.delete(key);
+    }
+    this.tick();
+  }
 
   tick(force = false): void {
     if (!this.on) return;
@@ -100,7 +125,6 @@ class Progress {
     const rate = secs > 0 ? this.done / secs : 0;
     let eta = '';
     if (this.size && this.bytes > 0 && rate > 0) {
-      // bytes read run ahead of prompts done by at most one read-ahead window, which is small
       const total = this.done * (this.size / Math.min(this.bytes, this.size));
       eta = ` · ETA ${clock(Math.max(0, total - this.done) / rate)}`;
     }
@@ -145,7 +169,7 @@ export async function batchAction(words: string[], o: MainOptions & BatchFlags):
     validateK(k, c.vocab_size);
     const layers = o.layers === undefined ? undefined : parseLayers(o.layers, c.n_layer);
     const targets = resolveTargets(model, o.target ?? [], targetIds, note);
-    const items = parseItems(readLines(input.stream, (n) => (progress.bytes += n)), { format, escapes: o.escapes, shard });
+    const items = parseItems(progress.lines(readLines(input.stream)), { format, escapes: o.escapes, shard });
     const records = analyzeBatch(model, items, {
       k, layers, position, finalNorm: o.finalNorm, targets, batchSize, truncate: o.truncate, modelId: id, onWarning: note,
     });
@@ -166,13 +190,11 @@ export async function batchAction(words: string[], o: MainOptions & BatchFlags):
         failed++;
         progress.clear();
         note(`${r.error} (recorded; going on)`);
-      } else {
-        progress.done++;
       }
       if (mode === 'jsonl') await write(jsonlLine(r, onClash));
       else if (mode === 'csv') await write(csv.rows(r));
       else summary.add(r);
-      progress.tick();
+      progress.wrote(r.line, !isError(r));
     };
     for await (const r of records) {
       await emit(r);
