@@ -137,6 +137,22 @@ describe('batch analysis (gpt2-tiny)', () => {
     }
   });
 
+  it('streams: a record comes out before the source gives the next line', async () => {
+    let gotFirst!: () => void;
+    const first = new Promise<void>((res) => (gotFirst = res));
+    async function* source(): AsyncGenerator<BatchItem> {
+      yield asItems(['Hello there'])[0];
+      await first; // a pipe whose writer waits for our answer: waiting for a full window would hang
+      yield { ...asItems(['Bye now'])[0], index: 1, line: 2 };
+    }
+    const seen: number[] = [];
+    for await (const r of analyzeBatch(model, source(), { k: 1, batchSize: 8 })) {
+      seen.push(r.index);
+      gotFirst();
+    }
+    assert.deepEqual(seen, [0, 1]);
+  });
+
   it('reports per-prompt targets after the shared ones, and bad lines as error records', async () => {
     const its: BatchItem[] = [
       { index: 0, line: 1, prompt: 'Hello there', targets: [' world'], targetIds: [50256], fields: { id: 'a' } },

@@ -103,12 +103,24 @@ export async function* analyzeBatch(
   };
 
   const it = Symbol.asyncIterator in items ? (items as AsyncIterable<BatchItem>)[Symbol.asyncIterator]() : (items as Iterable<BatchItem>)[Symbol.iterator]();
-  for (;;) {
+  let pending: Promise<IteratorResult<BatchItem>> | undefined;
+  let ended = false;
+  while (!ended) {
     const window: BatchItem[] = [];
     while (window.length < windowSize) {
-      const next = await it.next();
-      if (next.done) break;
-      window.push(next.value);
+      const next = pending ?? Promise.resolve(it.next());
+      pending = undefined;
+      // a slow source (a pipe fed line by line) gets its prompts analyzed now, not once a window is full
+      const got = window.length ? await within(next, READ_WAIT_MS) : await next;
+      if (got === undefined) {
+        pending = next;
+        break;
+      }
+      if (got.done) {
+        ended = true;
+        break;
+      }
+      window.push(got.value);
     }
     if (window.length === 0) return;
     const results: Array<BatchRecord | undefined> = new Array(window.length);
@@ -128,7 +140,19 @@ export async function* analyzeBatch(
       batch.forEach((b, i) => (results[b.slot] = recs[i]));
       yield* flush();
     }
-    if (window.length < windowSize) return;
+  }
+}
+
+/** How long a partly filled window waits for the next input line before running what it has. */
+const READ_WAIT_MS = 50;
+
+/** `p`'s value if it settles within `ms`, else undefined (p stays usable). */
+async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: Parameters<typeof clearTimeout>[0];
+  try {
+    return await Promise.race([p, new Promise<undefined>((res) => (timer = setTimeout(res, ms)))]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
