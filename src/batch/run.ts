@@ -85,7 +85,7 @@ export async function* analyzeBatch(
 
   const prepare = (item: PromptItem): Prepared | ErrorItem => {
     try {
-      const { ids, dropped } = tokenizeTruncated(model, item.prompt, o.truncate);
+      const { ids, dropped } = tokenizeTruncated(model, item.prompt, o.truncate, 'shorten it or pass --truncate left|right');
       const position = resolvePosition(o.position, ids.length);
       const own = item.targets.map((text) => {
         const t = model.tokenizer.encode(text);
@@ -97,8 +97,7 @@ export async function* analyzeBatch(
       return { item, ids, dropped, position, targets: [...shared, ...own, ...item.targetIds] };
     } catch (e) {
       if (!(e instanceof LogitlensError)) throw e;
-      const hint = /context is/.test(e.message) ? ' (or pass --truncate left|right)' : '';
-      return { index: item.index, line: item.line, error: `line ${item.line}: ${e.message}${hint}` };
+      return { index: item.index, line: item.line, error: `line ${item.line}: ${e.message}` };
     }
   };
 

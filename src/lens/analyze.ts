@@ -90,16 +90,18 @@ export function tokenizePrompt(model: LoadedModel, prompt: string): number[] {
 }
 
 /**
- * Tokenize; a prompt longer than the context is an error unless `truncate` says which end to
- * drop (left keeps the last tokens, right the first). `dropped` counts the tokens cut off.
+ * Tokenize; a prompt longer than the context is an error (`fix` says what to do) unless `truncate`
+ * says which end to drop (left keeps the last tokens, right the first). `dropped` counts the cut tokens.
  */
-export function tokenizeTruncated(model: LoadedModel, prompt: string, truncate?: 'left' | 'right'): { ids: number[]; dropped: number } {
+export function tokenizeTruncated(
+  model: LoadedModel, prompt: string, truncate?: 'left' | 'right', fix = 'shorten it',
+): { ids: number[]; dropped: number } {
   if (prompt.trim() === '') throw new UsageError('the prompt is empty; give some text to analyze, e.g. logitlens "The capital of France is"');
   const ids = model.tokenizer.encode(prompt);
   if (ids.length === 0) throw new UsageError('the prompt encodes to no tokens; give some text to analyze');
   const max = model.config.n_positions;
   if (ids.length <= max) return { ids, dropped: 0 };
-  if (!truncate) throw new UsageError(`the prompt is ${ids.length} tokens long but the model's context is ${max} tokens; shorten it`);
+  if (!truncate) throw new UsageError(`the prompt is ${ids.length} tokens long but the model's context is ${max} tokens; ${fix}`);
   return { ids: truncate === 'left' ? ids.slice(ids.length - max) : ids.slice(0, max), dropped: ids.length - max };
 }
 
