@@ -285,6 +285,10 @@ describe('batch CLI', () => {
     assert.match(recs[2].error, /^line 3: not valid JSON/);
     assert.equal(recs[0].id, 'a');
     assert.match(k.err, /1 of 4 lines failed/);
+    const u = run(['--file', file('bad.txt', Buffer.concat([Buffer.from('fine\n'), Buffer.from([0xc3, 0x28]), Buffer.from('\n')]))]);
+    assert.equal(u.code, 1);
+    assert.match(u.err, /line 2: not valid UTF-8/);
+    assert.equal(u.lines.length, 1);
   });
 
   it('fails a line longer than the context unless --truncate; reads stdin with --file -', () => {
