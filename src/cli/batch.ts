@@ -201,14 +201,12 @@ export async function batchAction(words: string[], o: MainOptions & BatchFlags):
       if (stopping) break;
     }
     progress.clear();
-    if (stopping) {
-      note(`interrupted after ${seen} line${seen === 1 ? '' : 's'}; the output ends at a whole record`);
-      throw new ExitStatus(130);
-    }
+    if (stopping) note(`interrupted after ${seen} line${seen === 1 ? '' : 's'}; ${mode === 'summary' ? 'the summary covers those' : 'the output ends at a whole record'}`);
     if (mode === 'summary') {
       const s = summary.result();
       await write(o.json ? JSON.stringify(s, null, 2) + '\n' : renderSummary(s, (t) => model.tokenizer.token(t), terminalStyle(process.stdout)));
     }
+    if (stopping) throw new ExitStatus(130);
     if (failed) throw new LogitlensError(`${failed} of ${seen} lines failed (error records written); the other results are complete`);
   } finally {
     process.off('SIGINT', onSigint);
