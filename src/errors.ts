@@ -29,3 +29,11 @@ export class ModelUnavailableError extends LogitlensError {
     this.reason = reason;
   }
 }
+
+/** Ends the CLI with this status; whatever needed saying was already said on stderr (e.g. 130 after Ctrl-C). */
+export class ExitStatus extends Error {
+  constructor(readonly code: number) {
+    super(`exit status ${code}`);
+    this.name = 'ExitStatus';
+  }
+}

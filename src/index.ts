@@ -26,3 +26,10 @@ export { renderHtml, type HtmlOptions } from './render/html.js';
 export { renderSvg, type SvgOptions } from './render/svg.js';
 export { shadeScale, colormap, SHADE_KINDS, type ShadeKind, type ShadeScale } from './render/shade.js';
 export { escapeXml } from './render/escape.js';
+export { lensBatch, tokenizeTruncated, type LensRequest, type LensOpts } from './lens/analyze.js';
+export {
+  readLines, parseItems, isError, type BatchItem, type PromptItem, type ErrorItem, type InputFormat, type RawLine, type ParseOptions,
+} from './batch/input.js';
+export { analyzeBatch, lockIn, DEFAULT_BATCH_SIZE, type BatchOptions, type BatchRecord, type PromptRecord } from './batch/run.js';
+export { jsonlObject, jsonlLine, csvField, CsvWriter } from './batch/output.js';
+export { SummaryAccumulator, renderSummary, type BatchSummary, type LayerSummary, type TargetSummary } from './batch/summary.js';

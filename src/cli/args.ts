@@ -38,3 +38,21 @@ export function parseIntStrict(flag: string, value: string): number {
 export function collect(value: string, prev: string[] = []): string[] {
   return [...prev, value];
 }
+
+/** Flags shared by single-prompt and batch runs that can be checked before the model loads. */
+export interface CommonFlags {
+  threads?: number;
+  k?: number;
+  position?: number;
+  targetIds: number[];
+}
+
+export function parseCommonFlags(o: { threads?: string; k?: string; position?: string; targetId?: string[] }): CommonFlags {
+  const threads = o.threads === undefined ? undefined : parseIntStrict('--threads', o.threads);
+  if (threads !== undefined && threads < 1) throw new UsageError('--threads must be at least 1');
+  const k = o.k === undefined ? undefined : parseIntStrict('-k', o.k);
+  const position = o.position === undefined ? undefined : parseIntStrict('--position', o.position);
+  const targetIds = (o.targetId ?? []).map((v) => parseIntStrict('--target-id', v));
+  if (k !== undefined && k < 1) throw new UsageError(`-k must be at least 1 (got ${k})`);
+  return { threads, k, position, targetIds };
+}

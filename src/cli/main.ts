@@ -1,14 +1,16 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { LogitlensError, ModelUnavailableError, UsageError } from '../errors.js';
+import { ExitStatus, LogitlensError, UsageError } from '../errors.js';
 import { analyzePrompt, validateK } from '../lens/analyze.js';
 import { buildOnnxFolder, inspectModelFolder } from '../model/store.js';
-import { DEMO_ID, resolveModel } from '../model/resolve.js';
 import { registerCacheCommands } from './cache.js';
 import { LoadedModel } from '../model/runtime.js';
 import { renderTable, terminalStyle } from '../render/table.js';
-import { collect, parseIntStrict, parseLayers } from './args.js';
+import { collect, parseCommonFlags, parseLayers } from './args.js';
+import { addBatchOptions, batchAction, type BatchFlags } from './batch.js';
+import { interrupt, note, openModel, write } from './io.js';
+import { resolveTargets } from './targets.js';
 import { parsePictureFlags, picturesAction, wantsPictures, type PictureFlags } from './grid.js';
 import { SHADE_KINDS } from '../render/shade.js';
 
@@ -32,7 +34,7 @@ unembedding, then reports the next-token distribution at the analyzed position.
 Environment: HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE=1, HF_HUB_CACHE / HF_HOME, XDG_CACHE_HOME, NO_COLOR.
 Exit codes: 0 ok, 1 runtime failure, 2 usage error.`;
 
-interface MainOptions extends PictureFlags {
+export interface MainOptions extends PictureFlags {
   model: string;
   json?: boolean;
   k?: string;
@@ -47,47 +49,13 @@ interface MainOptions extends PictureFlags {
   modelIsDefault?: boolean;
 }
 
-/** Messages for people go to stderr; stdout carries data only. */
-function note(msg: string): void {
-  process.stderr.write(`logitlens: ${msg}\n`);
-}
-
-async function openModel(spec: string, o: { threads?: number; revision?: string; implicit?: boolean }): Promise<{ model: LoadedModel; id: string }> {
-  const opts = {
-    revision: o.revision,
-    hub: { signal: interrupt.signal },
-    onBuild: (what: string) => note(`building the ONNX graph for ${what} (first run; cached afterwards)…`),
-  };
-  let resolved;
-  try {
-    resolved = await resolveModel(spec, opts);
-  } catch (e) {
-    // only the implicit default falls back: an explicit --model gpt2 means exactly that
-    if (!(o.implicit && e instanceof ModelUnavailableError)) throw e;
-    note(`warning: ${spec} is not available (${e.reason === 'offline' ? 'HF_HUB_OFFLINE is set' : 'no network'}) and not cached; ` +
-      `showing the built-in demo model instead (a small GPT-2 trained on the Brown corpus). ` +
-      `To use GPT-2, run "logitlens pull gpt2" once with network access`);
-    resolved = await resolveModel(DEMO_ID, { ...opts, revision: undefined });
-  }
-  const model = await LoadedModel.open(resolved.dir, { threads: o.threads, mode: 'single' });
-  return { model, id: resolved.id };
-}
-
-/** Ctrl-C aborts downloads cleanly (partial files stay resumable) instead of killing mid-write. */
-const interrupt = new AbortController();
-
 async function analyzeAction(words: string[], o: MainOptions): Promise<void> {
   const prompt = words.join(' ');
   if (prompt.trim() === '') {
     throw new UsageError('no prompt given (or it is only whitespace); usage: logitlens [options] "text to analyze"');
   }
-  const threads = o.threads === undefined ? undefined : parseIntStrict('--threads', o.threads);
-  if (threads !== undefined && threads < 1) throw new UsageError('--threads must be at least 1');
   // flag values that need no model are checked first, so a typo fails fast
-  const k = o.k === undefined ? undefined : parseIntStrict('-k', o.k);
-  const position = o.position === undefined ? undefined : parseIntStrict('--position', o.position);
-  const targetIdsRaw = (o.targetId ?? []).map((v) => parseIntStrict('--target-id', v));
-  if (k !== undefined && k < 1) throw new UsageError(`-k must be at least 1 (got ${k})`);
+  const { threads, k, position, targetIds: targetIdsRaw } = parseCommonFlags(o);
   const pictures = parsePictureFlags(o);
 
   const { model, id } = await openModel(o.model, { threads, revision: o.revision, implicit: o.modelIsDefault });
@@ -95,20 +63,7 @@ async function analyzeAction(words: string[], o: MainOptions): Promise<void> {
     const c = model.config;
     validateK(k, c.vocab_size);
     const layers = o.layers === undefined ? undefined : parseLayers(o.layers, c.n_layer);
-    const targets: number[] = [];
-    for (const text of o.target ?? []) {
-      const ids = model.tokenizer.encode(text);
-      if (ids.length === 0) throw new UsageError(`--target "${text}" encodes to no tokens; give a token such as " Paris"`);
-      if (ids.length > 1) {
-        const shown = ids.map((t) => JSON.stringify(model.tokenizer.token(t).text)).join(' + ');
-        note(`--target ${JSON.stringify(text)} is ${ids.length} tokens (${shown}); using the first (multi-token targets are not supported yet)`);
-      }
-      targets.push(ids[0]);
-    }
-    for (const t of targetIdsRaw) {
-      if (t < 0 || t >= c.vocab_size) throw new UsageError(`--target-id ${t} is outside the vocabulary (0..${c.vocab_size - 1})`);
-      targets.push(t);
-    }
+    const targets = resolveTargets(model, o.target ?? [], targetIdsRaw, note);
     if (wantsPictures(pictures, targets)) {
       await picturesAction(model, id, prompt, { k, layers, position, finalNorm: o.finalNorm, targets, json: !!o.json }, pictures, { write, note });
       return;
@@ -146,14 +101,6 @@ async function exportAction(o: { model: string; output: string; force?: boolean 
   note(`wrote ${o.output} (model.onnx, model.onnx.data, lens.onnx, config.json, tokenizer)`);
 }
 
-/** stdout writes that respect back-pressure and treat a closed pipe (| head) as a normal end. */
-function write(s: string): Promise<void> {
-  return new Promise((res) => {
-    if (process.stdout.write(s)) res();
-    else process.stdout.once('drain', res);
-  });
-}
-
 export function buildProgram(): Command {
   const program = new Command();
   program
@@ -176,10 +123,12 @@ export function buildProgram(): Command {
     .option('--attention <layers>', 'attention of the analyzed position per head: a layer list (1..n_layer) or all')
     .option('--html <file>', 'write a self-contained HTML report (grid, curves, attention)')
     .option('--svg <file>', 'write the grid heatmap as a standalone SVG')
-    .addHelpText('after', EXAMPLES)
+    .addHelpText('after', EXAMPLES);
+  addBatchOptions(program)
     .showHelpAfterError('(run logitlens --help for usage)')
     .action(async (words: string[], raw: Record<string, unknown>) => {
       const o = { ...raw, k: raw.topK, modelIsDefault: program.getOptionValueSource('model') === 'default' } as unknown as MainOptions;
+      if (raw.file !== undefined) return batchAction(words, o as MainOptions & BatchFlags);
       await analyzeAction(words, o);
     });
 
@@ -218,6 +167,7 @@ export async function main(argv: string[] = process.argv): Promise<number> {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
       return 2; // commander already printed the message to stderr
     }
+    if (e instanceof ExitStatus) return e.code;
     if (interrupt.signal.aborted) {
       process.stderr.write('logitlens: interrupted\n');
       return 130;

@@ -93,14 +93,23 @@ export function validateTargets(targets: number[] | undefined, vocab: number): n
 }
 
 export function tokenizePrompt(model: LoadedModel, prompt: string): number[] {
+  return tokenizeTruncated(model, prompt).ids;
+}
+
+/**
+ * Tokenize; a prompt longer than the context is an error (`fix` says what to do) unless `truncate`
+ * says which end to drop (left keeps the last tokens, right the first). `dropped` counts the cut tokens.
+ */
+export function tokenizeTruncated(
+  model: LoadedModel, prompt: string, truncate?: 'left' | 'right', fix = 'shorten it',
+): { ids: number[]; dropped: number } {
   if (prompt.trim() === '') throw new UsageError('the prompt is empty; give some text to analyze, e.g. logitlens "The capital of France is"');
   const ids = model.tokenizer.encode(prompt);
   if (ids.length === 0) throw new UsageError('the prompt encodes to no tokens; give some text to analyze');
   const max = model.config.n_positions;
-  if (ids.length > max) {
-    throw new UsageError(`the prompt is ${ids.length} tokens long but the model's context is ${max} tokens; shorten it`);
-  }
-  return ids;
+  if (ids.length <= max) return { ids, dropped: 0 };
+  if (!truncate) throw new UsageError(`the prompt is ${ids.length} tokens long but the model's context is ${max} tokens; ${fix}`);
+  return { ids: truncate === 'left' ? ids.slice(ids.length - max) : ids.slice(0, max), dropped: ids.length - max };
 }
 
 export interface Cell {
@@ -118,6 +127,24 @@ export interface CellStats {
   gap: number;
 }
 
+/** The cells one prompt (one row of a forward result) wants read through the lens. */
+export interface LensRequest {
+  row: number;
+  /** real tokens in the row; the self-check compares the lens at its last token with the model's logits */
+  nTokens: number;
+  cells: Cell[];
+  /** token ids to report for this request; default: the shared `targets` option */
+  targets?: number[];
+}
+
+export interface LensOpts {
+  finalNorm: boolean;
+  k: number;
+  targets: number[];
+  /** lens rows per ONNX Runtime call (default LENS_CHUNK_ROWS) */
+  chunkRows?: number;
+}
+
 /**
  * Lens statistics for any (layer, position) cells of one row of a forward result. Also checks
  * that the lens at the last layer reproduces the model's own logits at the row's last token.
@@ -128,50 +155,89 @@ export async function lensCells(
   row: number,
   nTokens: number,
   cells: Cell[],
-  opts: { finalNorm: boolean; k: number; targets: number[] },
+  opts: LensOpts,
 ): Promise<{ stats: CellStats[]; selfCheck: number }> {
+  return (await lensBatch(model, fwd, [{ row, nTokens, cells }], opts))[0];
+}
+
+/**
+ * lensCells for several rows of one forward result at once: the cells of all requests share
+ * ONNX Runtime calls (a batch of prompts fills the lens head's matrix product), and each request
+ * is self-checked once, in the chunk that holds its first cell.
+ */
+export async function lensBatch(
+  model: LoadedModel,
+  fwd: ForwardResult,
+  requests: LensRequest[],
+  opts: LensOpts,
+): Promise<Array<{ stats: CellStats[]; selfCheck: number }>> {
   const { n_embd: E, n_layer: L, vocab_size: V } = model.config;
   const S = fwd.seq;
-  const vec = (layer: number, pos: number) => fwd.hidden[layer].subarray((row * S + pos) * E, (row * S + pos + 1) * E);
+  const vec = (row: number, layer: number, pos: number) => fwd.hidden[layer].subarray((row * S + pos) * E, (row * S + pos + 1) * E);
   const kEff = Math.min(opts.k + 1, V); // one extra entry gives the top-1/top-2 gap
-  const stats: CellStats[] = [];
-  let selfCheck = 0;
-  const last = nTokens - 1;
-  if (cells.length === 0) throw new UsageError('no layers or positions selected; select at least one');
-  for (let start = 0; start < cells.length; start += LENS_CHUNK_ROWS) {
-    const chunk = cells.slice(start, start + LENS_CHUNK_ROWS);
-    const refPositions = [...new Set([...chunk.map((c) => c.position), ...(start === 0 ? [last] : [])])];
-    const refOf = new Map(refPositions.map((p, i) => [p, i]));
+  const chunkRows = opts.chunkRows ?? LENS_CHUNK_ROWS;
+  const out = requests.map(() => ({ stats: [] as CellStats[], selfCheck: 0 }));
+  const all: Array<{ req: number; cell: Cell; first: boolean }> = [];
+  requests.forEach((r, req) => {
+    if (r.cells.length === 0) throw new UsageError('no layers or positions selected; select at least one');
+    r.cells.forEach((cell, i) => all.push({ req, cell, first: i === 0 }));
+  });
+  for (let start = 0; start < all.length; start += chunkRows) {
+    const chunk = all.slice(start, start + chunkRows);
+    const checks = chunk.filter((c) => c.first).map((c) => c.req);
+    // ref rows are keyed by (request, position): the last-layer residual there defines P_model
+    const refKey = (req: number, pos: number) => `${req}:${pos}`;
+    const refs = new Map<string, { req: number; pos: number; i: number }>();
+    const ref = (req: number, pos: number): number => {
+      const key = refKey(req, pos);
+      let hit = refs.get(key);
+      if (!hit) refs.set(key, (hit = { req, pos, i: refs.size }));
+      return hit.i;
+    };
+    const refIndex = chunk.map((c) => ref(c.req, c.cell.position));
+    const checkIndex = checks.map((req) => ref(req, requests[req].nTokens - 1));
     const hidden = new Float32Array(chunk.length * E);
-    chunk.forEach((c, i) => hidden.set(vec(c.layer, c.position), i * E));
-    const refHidden = new Float32Array(refPositions.length * E);
-    refPositions.forEach((p, i) => refHidden.set(vec(L, p), i * E));
-    const check = start === 0;
+    chunk.forEach((c, i) => hidden.set(vec(requests[c.req].row, c.cell.layer, c.cell.position), i * E));
+    const refHidden = new Float32Array(refs.size * E);
+    for (const r of refs.values()) refHidden.set(vec(requests[r.req].row, L, r.pos), r.i * E);
+    const checkLogits = new Float32Array(checks.length * V);
+    checks.forEach((req, i) => checkLogits.set(fwd.logits.subarray(requests[req].row * V, (requests[req].row + 1) * V), i * V));
+    // one target list per call: the union of what the chunk's requests ask for
+    const targetsOf = (req: number) => requests[req].targets ?? opts.targets;
+    const union = [...new Set(chunk.flatMap((c) => targetsOf(c.req)))];
+    const column = new Map(union.map((t, j) => [t, j]));
     const res = await model.lens({
       hidden,
       finalNorm: opts.finalNorm,
       refHidden,
-      refIndex: chunk.map((c) => refOf.get(c.position)!),
+      refIndex,
       k: kEff,
-      targets: opts.targets,
-      checkLogits: check ? fwd.logits.subarray(row * V, (row + 1) * V) : undefined,
-      checkIndex: check ? [refOf.get(last)!] : undefined,
+      targets: union,
+      checkLogits: checks.length ? checkLogits : undefined,
+      checkIndex: checks.length ? checkIndex : undefined,
     });
-    if (check) {
-      selfCheck = res.checkDiff[0];
-      const tol = 1e-4 * Math.max(1, res.checkScale[0]);
-      if (!(selfCheck <= tol)) {
+    checks.forEach((req, i) => {
+      const diff = res.checkDiff[i];
+      const tol = 1e-4 * Math.max(1, res.checkScale[i]);
+      if (!(diff <= tol)) {
         throw new LogitlensError(
-          `self-check failed: the lens at the last layer differs from the model's own logits by ${selfCheck} (tolerance ${tol}); the ONNX graphs in ${model.dir} do not belong together: rebuild them`,
+          `self-check failed: the lens at the last layer differs from the model's own logits by ${diff} (tolerance ${tol}); the ONNX graphs in ${model.dir} do not belong together: rebuild them`,
         );
       }
-    }
-    for (let i = 0; i < chunk.length; i++) stats.push(cellStats(model, res, i, opts.k, opts.targets, chunk[i]));
+      out[req].selfCheck = diff;
+    });
+    chunk.forEach((c, i) => {
+      out[c.req].stats.push(cellStats(model, res, i, opts.k, targetsOf(c.req).map((id) => ({ id, column: column.get(id)! })), union.length, c.cell));
+    });
   }
-  return { stats, selfCheck };
+  return out;
 }
 
-function cellStats(model: LoadedModel, r: LensRowsResult, i: number, k: number, targets: number[], cell: Cell): CellStats {
+/** `targets` says where each of this cell's targets is among the call's `nTargets` target columns. */
+function cellStats(
+  model: LoadedModel, r: LensRowsResult, i: number, k: number,
+  targets: Array<{ id: number; column: number }>, nTargets: number, cell: Cell,
+): CellStats {
   const kk = r.k;
   const top: TopEntry[] = [];
   for (let j = 0; j < k; j++) {
@@ -179,8 +245,8 @@ function cellStats(model: LoadedModel, r: LensRowsResult, i: number, k: number, 
     const lp = r.topLogprobs[i * kk + j];
     top.push({ id, ...tokenFields(model.tokenizer.token(id)), prob: Math.exp(lp), logprob: lp, logit: r.topLogits[i * kk + j] });
   }
-  const T = targets.length;
-  const tg: TargetEntry[] = targets.map((id, j) => {
+  const T = nTargets;
+  const tg: TargetEntry[] = targets.map(({ id, column: j }) => {
     const lp = r.targetLogprobs[i * T + j];
     return { id, token: model.tokenizer.token(id).text, prob: Math.exp(lp), logprob: lp, rank: Number(r.targetRanks[i * T + j]) + 1 };
   });
@@ -190,6 +256,25 @@ function cellStats(model: LoadedModel, r: LensRowsResult, i: number, k: number, 
 
 function tokenFields(t: TokenInfo): { token: string; bytes?: string } {
   return t.complete ? { token: t.text } : { token: t.text, bytes: Buffer.from(t.bytes).toString('hex') };
+}
+
+/** The version-1 report from one prompt's lens statistics (single and batch paths alike). */
+export function buildReport(
+  model: LoadedModel,
+  r: { prompt: string; ids: number[]; position: number; finalNorm: boolean; stats: CellStats[]; selfCheck: number },
+  modelId: string,
+): LensReport {
+  const c = model.config;
+  return {
+    version: 1,
+    model: { id: modelId, n_layer: c.n_layer, n_embd: c.n_embd, n_head: c.n_head, n_positions: c.n_positions, vocab_size: c.vocab_size },
+    prompt: r.prompt,
+    tokens: r.ids.map((id) => ({ id, text: model.tokenizer.token(id).text })),
+    position: r.position,
+    final_norm: r.finalNorm,
+    layers: r.stats.map((s) => ({ layer: s.cell.layer, top: s.top, entropy: s.entropy, kl_to_final: s.kl_to_final, targets: s.targets })),
+    self_check_max_abs_diff: r.selfCheck,
+  };
 }
 
 /** The logit lens of one prompt at one position, as the version-1 report. */
@@ -203,23 +288,5 @@ export async function analyzePrompt(model: LoadedModel, prompt: string, opts: Le
   const finalNorm = opts.finalNorm ?? true;
   const fwd = await model.forward([ids]);
   const { stats, selfCheck } = await lensCells(model, fwd, 0, ids.length, layers.map((layer) => ({ layer, position })), { finalNorm, k, targets });
-  return buildReport(model, prompt, ids, position, finalNorm, stats, selfCheck, modelId);
-}
-
-/** The version-1 report from lens statistics of the analyzed position (one per reported layer, in order). */
-export function buildReport(
-  model: LoadedModel, prompt: string, ids: number[], position: number, finalNorm: boolean,
-  stats: CellStats[], selfCheck: number, modelId: string,
-): LensReport {
-  const c = model.config;
-  return {
-    version: 1,
-    model: { id: modelId, n_layer: c.n_layer, n_embd: c.n_embd, n_head: c.n_head, n_positions: c.n_positions, vocab_size: c.vocab_size },
-    prompt,
-    tokens: ids.map((id) => ({ id, text: model.tokenizer.token(id).text })),
-    position,
-    final_norm: finalNorm,
-    layers: stats.map((s) => ({ layer: s.cell.layer, top: s.top, entropy: s.entropy, kl_to_final: s.kl_to_final, targets: s.targets })),
-    self_check_max_abs_diff: selfCheck,
-  };
+  return buildReport(model, { prompt, ids, position, finalNorm, stats, selfCheck }, modelId);
 }

@@ -112,7 +112,7 @@ export async function analyzePictures(model: LoadedModel, prompt: string, opts: 
   const { stats, selfCheck } = await lensCells(model, fwd, 0, ids.length, cells, { finalNorm, k, targets });
   const at = (p: number) => stats.slice(positions.indexOf(p) * layers.length, (positions.indexOf(p) + 1) * layers.length);
 
-  const report: PictureReport = buildReport(model, prompt, ids, position, finalNorm, at(position), selfCheck, modelId);
+  const report: PictureReport = buildReport(model, { prompt, ids, position, finalNorm, stats: at(position), selfCheck }, modelId);
   if (opts.grid) {
     report.positions = columns.map((p) => ({
       position: p,
