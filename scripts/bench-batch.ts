@@ -4,20 +4,17 @@
 //   node dist/scripts/bench-batch.js [--prompts 200] [--batch-size 32] [--threads N] [--dir PATH]
 //
 // The checkpoint (~500 MB) and its ONNX build are cached in --dir (default: $TMPDIR/logitlens-bench-batch).
-import { existsSync } from 'node:fs';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import {
   analyzeBatch, isError, jsonlLine, LoadedModel, loadOrt, prepareModelFolder, type BatchItem, type Gpt2Config,
 } from '../src/index.js';
-import { writeSyntheticCheckpoint } from '../src/model/synthetic.js';
+import { BENCH_DIR, gpt2SmallCheckpoint } from './bench-common.js';
 import { GraphBuilder } from '../src/model/onnx/graph.js';
 import { DType } from '../src/model/onnx/proto.js';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
-const SMALL = { n_layer: 12, n_embd: 768, n_head: 12, vocab_size: 50257, n_positions: 1024 };
 const WORDS = (
   'the of and to in is was for on that with as by at from his her they which this were are be been has had not but ' +
   'city river mountain history science music language village king war bridge market winter summer garden letter ' +
@@ -82,21 +79,17 @@ async function main(): Promise<void> {
       prompts: { type: 'string', default: '200' },
       'batch-size': { type: 'string' },
       threads: { type: 'string' },
-      dir: { type: 'string', default: join(tmpdir(), 'logitlens-bench-batch') },
+      dir: { type: 'string', default: join(BENCH_DIR, 'batch-cache') },
       'matmul-n': { type: 'string', default: '2048' },
     },
   });
   const threads = values.threads ? Number(values.threads) : undefined;
   const batchSize = values['batch-size'] ? Number(values['batch-size']) : undefined;
-  const ckpt = join(values.dir!, 'gpt2-small-random');
   const log = (s: string) => process.stdout.write(s + '\n');
 
   log(`machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${availableParallelism()} cores; node ${process.version}`);
   let t = performance.now();
-  if (!existsSync(join(ckpt, 'model.safetensors'))) {
-    log(`writing a GPT-2-small-shaped random checkpoint to ${ckpt} (once)…`);
-    writeSyntheticCheckpoint(ckpt, { config: SMALL, tokenizerFrom: join(ROOT, 'test', 'fixtures', 'gpt2-tiny'), seed: 7 });
-  }
+  const ckpt = gpt2SmallCheckpoint(log);
   const prepared = prepareModelFolder(ckpt, { cacheDir: values.dir, onBuild: () => log('building its ONNX graphs (once)…') });
   const prepMs = performance.now() - t;
 

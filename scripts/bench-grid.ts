@@ -1,17 +1,11 @@
 // Time and peak memory of the layer × position grid on a GPT-2-small-shaped random checkpoint
 // (12 layers, 768 wide, 12 heads, 1024 positions, the real 50,257-token vocabulary).
 // Usage: node dist/scripts/bench-grid.js [--tokens 128,512] [--threads N] [--keep DIR]
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { loadTokenizer } from '../src/model/tokenizer.js';
-import { writeSyntheticCheckpoint } from '../src/model/synthetic.js';
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const RUNNER = fileURLToPath(new URL('./rss-runner.js', import.meta.url));
-const TOKENIZER = join(ROOT, 'test', 'fixtures', 'gpt2-tiny');
+import { gpt2SmallCheckpoint, timeCli, TOKENIZER_DIR as TOKENIZER } from './bench-common.js';
 
 const PARAGRAPH = 'In the early morning light, the old fisherman pushed his small wooden boat into the calm water and rowed slowly '
   + 'toward the distant island where his grandfather had once built a lighthouse of white stone by hand. The gulls followed him, '
@@ -34,35 +28,19 @@ function promptOf(n: number): string {
 
 interface Run { seconds: number; maxRssMb: number; stdoutBytes: number }
 
-function run(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const t0 = process.hrtime.bigint();
-    const child = spawn(process.execPath, [RUNNER, ...args], { env: { ...process.env, ...env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let bytes = 0;
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (bytes += d.length));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-      const m = /maxrss_kb=(\d+)/.exec(stderr);
-      if (code !== 0 || !m) return reject(new Error(`logitlens ${args.slice(0, 6).join(' ')} … failed (exit ${code}):\n${stderr}`));
-      resolve({ seconds, maxRssMb: Number(m[1]) / 1024, stdoutBytes: bytes });
-    });
-  });
+async function run(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
+  const r = await timeCli(args, env);
+  return { seconds: r.seconds, maxRssMb: r.maxRssBytes / 1048576, stdoutBytes: r.stdoutBytes };
 }
 
 const sizes = arg('--tokens', '128,512').split(',').map(Number);
 const threads = arg('--threads', '');
 const keep = arg('--keep', '');
 const work = keep || mkdtempSync(join(tmpdir(), 'logitlens-bench-grid-'));
-const model = join(work, 'gpt2-small-random');
+const model = gpt2SmallCheckpoint();
 const env = { XDG_CACHE_HOME: join(work, 'cache') };
 const common = ['--model', model, ...(threads ? ['--threads', threads] : [])];
 try {
-  if (!existsSync(join(model, 'model.safetensors'))) {
-    writeSyntheticCheckpoint(model, { config: { n_layer: 12, n_embd: 768, n_head: 12, n_positions: 1024 }, tokenizerFrom: TOKENIZER, seed: 7 });
-  }
   const build = await run([...common, '-k', '1', 'Hello'], env);
   console.log(`checkpoint → ONNX build + one-token run: ${build.seconds.toFixed(1)} s, peak RSS ${build.maxRssMb.toFixed(0)} MB (cached afterwards)`);
   const base = await run([...common, '-k', '1', promptOf(8)], env);

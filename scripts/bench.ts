@@ -4,53 +4,11 @@
 // Reports (a) first run (builds the ONNX model), (b) cached single-prompt runs, peak RSS of both,
 // all as ratios measured in this run.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { writeSyntheticCheckpoint } from '../src/model/synthetic.js';
+import { BENCH_DIR, gpt2SmallCheckpoint, mb, median, ROOT, timeCli, type CliRun } from './bench-common.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const RUNNER = join(ROOT, 'dist', 'scripts', 'measure-cli.js');
 const PROMPT = 'The capital of France is';
-
-export const BENCH_DIR = process.env.LOGITLENS_BENCH_DIR ?? join(tmpdir(), 'logitlens-bench');
-
-/** GPT-2 small's shape with random weights, written once and reused by every benchmark. */
-export function gpt2SmallCheckpoint(): string {
-  const dir = join(BENCH_DIR, 'gpt2-small-random');
-  if (!existsSync(join(dir, 'model.safetensors'))) {
-    process.stderr.write(`writing a GPT-2-small-shaped random checkpoint to ${dir}…\n`);
-    writeSyntheticCheckpoint(dir, {
-      config: { n_layer: 12, n_embd: 768, n_head: 12, n_positions: 1024 },
-      seed: 1234,
-      tokenizerFrom: join(ROOT, 'test', 'fixtures', 'gpt2-tiny'),
-      tokenizerFiles: ['vocab.json', 'merges.txt'],
-    });
-  }
-  return dir;
-}
-
-interface Run { seconds: number; maxRssBytes: number; stdoutBytes: number }
-
-function timeCli(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
-  const rssFile = join(BENCH_DIR, `rss-${process.pid}.json`);
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn(process.execPath, [RUNNER, ...args], { env: { ...process.env, ...env, LOGITLENS_RSS_FILE: rssFile }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = 0;
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.length));
-    child.stderr.on('data', (d: Buffer) => (err += d));
-    child.on('close', (code) => {
-      const seconds = (performance.now() - t0) / 1000;
-      if (code !== 0) return reject(new Error(`logitlens ${args.join(' ')} exited ${code}: ${err}`));
-      const { maxRssBytes } = JSON.parse(readFileSync(rssFile, 'utf8')) as { maxRssBytes: number };
-      rmSync(rssFile, { force: true });
-      resolve({ seconds, maxRssBytes, stdoutBytes: out });
-    });
-  });
-}
 
 function timeProcess(cmd: string, args: string[]): Promise<{ seconds: number; stdout: string }> {
   return new Promise((resolve, reject) => {
@@ -64,8 +22,6 @@ function timeProcess(cmd: string, args: string[]): Promise<{ seconds: number; st
   });
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const mb = (b: number) => `${(b / 1e6).toFixed(0)} MB`;
 
 async function main(): Promise<void> {
   mkdirSync(BENCH_DIR, { recursive: true });
@@ -74,7 +30,7 @@ async function main(): Promise<void> {
   const runs = Number(process.env.LOGITLENS_BENCH_RUNS ?? 5);
   const args = ['--model', ck, '--json', PROMPT];
 
-  const firstRuns: Run[] = [];
+  const firstRuns: CliRun[] = [];
   for (let i = 0; i < 2; i++) {
     const cache = join(BENCH_DIR, `xdg-first-${i}`);
     rmSync(cache, { recursive: true, force: true });
@@ -83,7 +39,7 @@ async function main(): Promise<void> {
   }
   const cache = join(BENCH_DIR, 'xdg-cached');
   await timeCli(args, { XDG_CACHE_HOME: cache }); // build once
-  const cached: Run[] = [];
+  const cached: CliRun[] = [];
   for (let i = 0; i < runs; i++) cached.push(await timeCli(args, { XDG_CACHE_HOME: cache }));
 
   const first = median(firstRuns.map((r) => r.seconds));
