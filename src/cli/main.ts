@@ -98,7 +98,7 @@ async function exportAction(o: { model: string; output: string; force?: boolean 
   } finally {
     await model.close();
   }
-  note(`wrote ${o.output} (model.onnx, model.onnx.data, lens.onnx, config.json, tokenizer)`);
+  note(`wrote ${o.output} (model.onnx, model.onnx.data, config.json, tokenizer)`);
 }
 
 export function buildProgram(): Command {
@@ -107,7 +107,7 @@ export function buildProgram(): Command {
     .name('logitlens')
     .description('Show what a GPT-2-family model predicts at every layer (the logit lens).')
     .argument('[prompt...]', 'text to analyze (words without quotes are joined with spaces)')
-    .addOption(new Option('-m, --model <path>', 'Hub repo id (gpt2, distilgpt2, org/name) or a folder: Hugging Face GPT-2 checkpoint or logitlens export').default('gpt2'))
+    .addOption(new Option('-m, --model <id|path>', 'Hub repo id (gpt2, distilgpt2, org/name) or a folder: Hugging Face GPT-2 checkpoint or logitlens export').default('gpt2'))
     .option('-k, --top-k <n>', 'top predictions per layer (default 10)')
     .option('--layers <list>', 'layers to show, e.g. 0,6,12 or 8-12 (default all; -1 = last)')
     .option('--position <n>', 'token position to analyze; negative counts from the end (default -1)')
@@ -134,7 +134,7 @@ export function buildProgram(): Command {
 
   program
     .command('export')
-    .description('build the ONNX folder for a checkpoint (model.onnx + external data, lens.onnx, config, tokenizer)')
+    .description('build the ONNX folder for a checkpoint (model.onnx + external data, config, tokenizer)')
     .requiredOption('-m, --model <path>', 'Hugging Face GPT-2 checkpoint folder')
     .requiredOption('-o, --output <dir>', 'folder to write')
     .option('--force', 'replace a non-empty output folder')
