@@ -302,6 +302,8 @@ def main():
         "lens_top1_agreement_by_layer": ev["top1_agree"],
         "heldout_txt_lens_kl_by_layer": kl_sents,
         "heldout_txt_tokens": n_s,
+        "n_params": int(sum(v.numel() for v in tensors.values())),
+        "n_trained_params": int(sum(v.numel() for v in ckpt["model"].values())),
         "seen_id_count": int((counts > 0).sum()),
         "own_row_id_count": int(len(keep)),
         "shared_row_id_count": int(VOCAB - len(keep)),
