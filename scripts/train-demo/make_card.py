@@ -87,6 +87,8 @@ def main():
         for i in range(L + 1):
             w(f"| {i} | {ev['lens_kl_by_layer'][i]:.4f} | {ev['lens_top1_agreement_by_layer'][i]*100:.1f}% | {ev['heldout_txt_lens_kl_by_layer'][i]:.4f} |")
         w("")
+        w("Through the tied embedding, the layer-0 lens mostly predicts the current input token itself (e.g. ` is` after "
+          "\"...France is\"), which the model almost never predicts next, hence the very large KL there.\n")
         w("### Sample predictions\n")
         w("Top-5 next tokens (final layer), and the lens's top-1 at layers 0..%d:\n" % L)
         for s in ev["samples"]:
@@ -103,9 +105,9 @@ def main():
         else:
             w(f"HF check not run: {p.get('hf_error')}\n")
         w("## What it can and cannot do\n")
-        w("- It is a tiny model (≈%.1fM parameters, most of them the embedding) trained on about 1.2M tokens of 1960s American English "
+        w("- It is a tiny model (%.2fM parameters in the file, %.2fM of them distinct since the shared rows are copies; most are the embedding) trained on about 1.2M tokens of 1960s American English "
           "(news, fiction, science, government reports...). It learns frequent collocations and grammar fragments "
-          "(\"United\" → \" States\", function words after prepositions, punctuation patterns) and little else." % (ev.get("n_params", 0) / 1e6))
+          "(\"United\" → \" States\", function words after prepositions, punctuation patterns) and little else." % (ev["n_params"] / 1e6, ev["n_trained_params"] / 1e6))
         paris = any(t["token"] == " Paris" for s in ev["samples"] if "France" in s["prompt"] for t in s["top5"])
         fr = ("(\"The capital of France is\" does not put \" Paris\" in its top 5)" if not paris else
               "(\" Paris\" does appear in the top 5 after \"The capital of France is\", but that is word association, not knowledge)")
