@@ -51,7 +51,7 @@ def main():
           "its README states the corpus is \"distributed with the permission of the copyright holder, redistribution permitted\". "
           "The weights are derived from that text.")
         w("- Preparation (`scripts/train-demo/prepare_data.py`): part-of-speech tags stripped, sentences detokenized "
-          "(no space before punctuation, `` `` ``/`''` turned into `\"`), sentences of a document joined with spaces, documents "
+          "(no space before punctuation; the quote tokens ` `` ` and ` '' ` turned into `\"`), sentences of a document joined with spaces, documents "
           "separated by `<|endoftext|>` (50256), tokenized with GPT-2's BPE.")
         w(f"- Split by document with seed 1234: 475 training documents (1,203,352 tokens) and 25 held-out documents "
           f"(64,829 tokens: {', '.join(['ca06', 'ca15', 'cb26', 'cd05', 'ce04', 'cg08', 'cg18', 'ch28', 'cj09', 'cj15', 'cj19', 'cj20', 'cj30', 'cj39', 'cj60', 'cj78', 'cl10', 'cl12', 'cl14', 'cl16', 'cn08', 'cn10', 'cn21', 'cp01', 'cp16'])}).\n")
