@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { LogitlensError } from '../errors.js';
-import { readSafetensorsHeader, readTensorF32, type SafetensorsFile, type TensorInfo } from './safetensors.js';
+import { readSafetensorsHeader, readTensorF32, streamTensorF32, type SafetensorsFile, type TensorInfo } from './safetensors.js';
 
 /** The config.json fields the forward pass depends on. */
 export interface Gpt2Config {
@@ -101,6 +101,8 @@ export interface Gpt2Weights {
   names: string[];
   shape(name: string): number[];
   get(name: string): Float32Array;
+  /** the same data as float32 bytes in bounded chunks (see streamTensorF32) */
+  stream(name: string, onChunk: (bytes: Uint8Array) => void): void;
   /** lm_head.bias when the checkpoint has one (GPT-2 itself does not) */
   hasLmHeadBias: boolean;
   /** true when lm_head.weight is stored and differs from wte (untied); we then project with it */
@@ -154,6 +156,7 @@ export function openWeights(dir: string, config: Gpt2Config): Gpt2Weights {
     names,
     shape: (name) => requireInfo(map, name, path).shape,
     get: (name) => readTensorF32(file, requireInfo(map, name, path)),
+    stream: (name, onChunk) => streamTensorF32(file, requireInfo(map, name, path), onChunk),
     hasLmHeadBias: !!lmBias,
     untiedLmHead: untied,
   };

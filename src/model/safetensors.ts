@@ -125,49 +125,65 @@ function f16ToF32(h: number): number {
 }
 
 /** Read one tensor as float32, converting F16/BF16/F64. */
-export function readTensorF32(file: SafetensorsFile, info: TensorInfo, fd?: number): Float32Array {
-  const own = fd === undefined;
-  const handle = own ? openSync(file.path, 'r') : fd;
+export function readTensorF32(file: SafetensorsFile, info: TensorInfo): Float32Array {
+  const out = new Float32Array(info.byteLength / DTYPE_BYTES[info.dtype]);
+  const bytes = new Uint8Array(out.buffer);
+  let pos = 0;
+  streamTensorF32(file, info, (chunk) => {
+    bytes.set(chunk, pos);
+    pos += chunk.length;
+  });
+  return out;
+}
+
+/**
+ * Stream one tensor as float32 bytes in bounded chunks (the chunk buffer is reused: consume it
+ * before returning). Building a model this way never holds a whole weight matrix in memory.
+ */
+export function streamTensorF32(file: SafetensorsFile, info: TensorInfo, onChunk: (bytes: Uint8Array) => void, chunkElems = 1 << 20): void {
+  const width = DTYPE_BYTES[info.dtype];
+  if (!['F32', 'F16', 'BF16', 'F64'].includes(info.dtype)) {
+    throw new LogitlensError(`tensor ${info.name} in ${file.path} has dtype ${info.dtype}; only floating-point weights (F32, F16, BF16, F64) are supported`);
+  }
+  const count = info.byteLength / width;
+  const fd = openSync(file.path, 'r');
   try {
-    const raw = Buffer.allocUnsafe(info.byteLength);
-    let done = 0;
-    while (done < info.byteLength) {
-      const n = readSync(handle, raw, done, info.byteLength - done, info.offset + done);
-      if (n === 0) throw bad(file.path, `unexpected end of file in tensor ${info.name}`);
-      done += n;
-    }
-    const count = info.byteLength / DTYPE_BYTES[info.dtype];
-    switch (info.dtype) {
-      case 'F32': {
-        const out = new Float32Array(count);
-        new Uint8Array(out.buffer).set(raw);
-        return out;
+    const raw = Buffer.allocUnsafe(Math.min(count, chunkElems) * width);
+    const out = info.dtype === 'F32' ? undefined : new Float32Array(Math.min(count, chunkElems));
+    for (let start = 0; start < count; start += chunkElems) {
+      const n = Math.min(chunkElems, count - start);
+      const bytes = n * width;
+      let done = 0;
+      while (done < bytes) {
+        const got = readSync(fd, raw, done, bytes - done, info.offset + start * width + done);
+        if (got === 0) throw bad(file.path, `unexpected end of file in tensor ${info.name}`);
+        done += got;
       }
-      case 'F16': {
-        const out = new Float32Array(count);
-        const lut = f16Table();
-        for (let i = 0; i < count; i++) out[i] = lut[raw[2 * i] | (raw[2 * i + 1] << 8)];
-        return out;
+      if (!out) {
+        onChunk(raw.subarray(0, bytes));
+        continue;
       }
-      case 'BF16': {
-        // bfloat16 is the top half of a float32: widen by shifting into the high bytes
-        const u32 = new Uint32Array(count);
-        for (let i = 0; i < count; i++) u32[i] = (raw[2 * i] | (raw[2 * i + 1] << 8)) << 16;
-        return new Float32Array(u32.buffer);
-      }
-      case 'F64': {
-        const out = new Float32Array(count);
-        const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-        for (let i = 0; i < count; i++) out[i] = dv.getFloat64(8 * i, true);
-        return out;
-      }
-      default:
-        throw new LogitlensError(
-          `tensor ${info.name} in ${file.path} has dtype ${info.dtype}; only floating-point weights (F32, F16, BF16, F64) are supported`,
-        );
+      const f = out.subarray(0, n);
+      widen(info.dtype, raw, f);
+      onChunk(new Uint8Array(f.buffer, 0, n * 4));
     }
   } finally {
-    if (own) closeSync(handle);
+    closeSync(fd);
+  }
+}
+
+function widen(dtype: SafetensorsDtype, raw: Uint8Array, out: Float32Array): void {
+  const n = out.length;
+  if (dtype === 'F16') {
+    const lut = f16Table();
+    for (let i = 0; i < n; i++) out[i] = lut[raw[2 * i] | (raw[2 * i + 1] << 8)];
+  } else if (dtype === 'BF16') {
+    // bfloat16 is the top half of a float32: widen by shifting into the high bytes
+    const u32 = new Uint32Array(out.buffer, out.byteOffset, n);
+    for (let i = 0; i < n; i++) u32[i] = (raw[2 * i] | (raw[2 * i + 1] << 8)) << 16;
+  } else {
+    const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    for (let i = 0; i < n; i++) out[i] = dv.getFloat64(8 * i, true);
   }
 }
 

@@ -30,7 +30,7 @@ export function buildGpt2Graph(w: Gpt2Weights, opts: { lensHead?: boolean } = {}
   const H = c.n_head;
   const D = E / H;
   const g = new GraphBuilder('logitlens_gpt2', OPSET);
-  const W = (name: string) => g.weight(name, w.shape(name), () => w.get(name));
+  const W = (name: string) => g.weight(name, w.shape(name), () => w.get(name), (onChunk) => w.stream(name, onChunk));
 
   const ids = g.input(GRAPH_IO.inputIds, DType.INT64, ['batch', 'seq']);
   const mask = g.input(GRAPH_IO.attentionMask, DType.INT64, ['batch', 'seq']);

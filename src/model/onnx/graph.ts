@@ -14,6 +14,8 @@ interface Initializer {
   raw?: Uint8Array;
   /** weights: produced on demand when the external data file is written */
   load?: () => Float32Array;
+  /** or streamed in chunks of float32 bytes, so a large matrix is never whole in memory */
+  stream?: (onChunk: (bytes: Uint8Array) => void) => void;
   /** weights already stored in an existing external data file */
   external?: ExternalRef;
 }
@@ -67,14 +69,17 @@ export class GraphBuilder {
     this.outputs.push({ name: out, dtype, dims });
   }
 
-  /** A float weight whose data is produced when the model is saved. */
-  weight(name: string, dims: number[], load: () => Float32Array): string {
+  /**
+   * A float weight whose data is produced when the model is saved; `stream`, when given, is used
+   * for the external data file instead of `load`.
+   */
+  weight(name: string, dims: number[], load: () => Float32Array, stream?: Initializer['stream']): string {
     const bytes = dims.reduce((a, b) => a * b, 1) * 4;
     if (bytes <= INLINE_LIMIT) {
       const d = load();
       this.inits.push({ name, dims, dtype: DType.FLOAT, raw: new Uint8Array(d.buffer, d.byteOffset, d.byteLength) });
     } else {
-      this.inits.push({ name, dims, dtype: DType.FLOAT, load });
+      this.inits.push({ name, dims, dtype: DType.FLOAT, load, stream });
     }
     return name;
   }
@@ -151,19 +156,25 @@ export class GraphBuilder {
           }
           if (!ref) {
             if (fd === undefined) fd = openSync(dataFile!.path, 'w');
-            const data = init.load!();
-            const expect = init.dims.reduce((a, b) => a * b, 1);
-            if (data.length !== expect) throw new Error(`weight ${init.name}: ${data.length} values, expected ${expect}`);
+            const expect = init.dims.reduce((a, b) => a * b, 1) * 4;
             const pad = (EXTERNAL_ALIGN - (pos % EXTERNAL_ALIGN)) % EXTERNAL_ALIGN;
             if (pad) {
               writeSync(fd, new Uint8Array(pad), 0, pad, pos);
               pos += pad;
             }
-            const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-            let done = 0;
-            while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done, pos + done);
-            ref = { location, offset: pos, length: bytes.length };
-            pos += bytes.length;
+            const start = pos;
+            const put = (chunk: Uint8Array) => {
+              let done = 0;
+              while (done < chunk.length) done += writeSync(fd!, chunk, done, chunk.length - done, pos + done);
+              pos += chunk.length;
+            };
+            if (init.stream) init.stream(put);
+            else {
+              const data = init.load!();
+              put(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+            }
+            if (pos - start !== expect) throw new Error(`weight ${init.name}: ${pos - start} bytes, expected ${expect}`);
+            ref = { location, offset: start, length: expect };
             external.set(init.name, ref);
           }
           t.msg(13, new Msg().str(1, 'location').str(2, ref.location));
