@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { BENCH_DIR, gpt2SmallCheckpoint, mb, median, ROOT, timeCli, type CliRun } from './bench-common.js';
 
 const PROMPT = 'The capital of France is';
@@ -70,7 +71,7 @@ async function main(): Promise<void> {
   process.stdout.write(lines.join('\n') + '\n');
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   main().catch((e) => {
     process.stderr.write(`bench failed: ${(e as Error).stack}\n`);
     process.exit(1);

@@ -1,7 +1,7 @@
 // The CLI as a user meets it: output discipline, exit codes, error messages, pipes, colors.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BIN, fixtureDir, tempDir } from './helpers/fixtures.js';
@@ -122,6 +122,8 @@ describe('cli: bad input', () => {
     ['--target-id too large', ['--target-id', '50257', 'Hi'], /--target-id 50257 is outside the vocabulary \(0\.\.50256\)/],
     ['--target-id negative', ['--target-id', '-1', 'Hi'], /--target-id -1 is outside the vocabulary/],
     ['unknown flag', ['--frobnicate', 'Hi'], /unknown option '--frobnicate'/],
+    ['--attention garbage', ['--attention', 'foo', 'Hi'], /--attention: "foo" is not a layer number/],
+    ['--shade target without a target', ['--grid', '--json', '--shade', 'target', 'Hi'], /--shade target shades by the first --target/],
   ];
   for (const [name, args, pattern] of usage) {
     it(`${name}: one clear line on stderr, exit 2`, async () => {
@@ -178,5 +180,28 @@ describe('cli: export', () => {
     const again = await runCli(['export', '--model', FIX, '-o', out], env);
     assert.equal(again.code, 2);
     assert.match(again.stderr, /exists and is not empty; .*--force/);
+    const forced = await runCli(['export', '--model', FIX, '-o', out, '--force'], env);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.ok(existsSync(join(out, 'model.onnx')));
+  });
+
+  it('export refuses outputs that would destroy something', async () => {
+    const parent = join(tmp.dir, 'guard');
+    const ck = join(parent, 'ckpt');
+    mkdirSync(ck, { recursive: true });
+    for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) copyFileSync(join(FIX, f), join(ck, f));
+    writeFileSync(join(parent, 'notes.txt'), 'precious');
+    for (const [out, pattern] of [[ck, /is the checkpoint folder or contains it/], [parent, /is the checkpoint folder or contains it/], [join(parent, 'notes.txt'), /is a file/]] as const) {
+      const r = await runCli(['export', '--model', ck, '-o', out, '--force'], env);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, pattern);
+    }
+    const other = join(tmp.dir, 'not-an-export');
+    mkdirSync(other, { recursive: true });
+    writeFileSync(join(other, 'thesis.tex'), 'precious');
+    const r = await runCli(['export', '--model', ck, '-o', other, '--force'], env);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /not an earlier export/);
+    assert.ok(existsSync(join(ck, 'model.safetensors')) && existsSync(join(parent, 'notes.txt')) && existsSync(join(other, 'thesis.tex')));
   });
 });

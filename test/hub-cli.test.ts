@@ -86,6 +86,13 @@ describe('cli: models from the Hub', () => {
     assert.doesNotMatch(ok.stderr + ok.stdout, new RegExp(GATED_TOKEN));
   });
 
+  it('a malformed token is refused without being shown', async () => {
+    const r = await runCli(['--model', 'org/no-tokenizer-json', 'Hello'], { ...env, HF_TOKEN: 'hf_SECRETTOKEN123\nx' });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /token from HF_TOKEN contains spaces, line breaks/);
+    assert.doesNotMatch(r.stderr + r.stdout, /SECRETTOKEN/);
+  });
+
   it('a repo that does not exist and a non-GPT-2 repo fail clearly', async () => {
     const nf = await runCli(['--model', 'org/does-not-exist', 'Hello'], env);
     assert.equal(nf.code, 1);

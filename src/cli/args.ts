@@ -1,28 +1,28 @@
 import { UsageError } from '../errors.js';
 
 /** "0,6,12", "8-12", "0,3-5,-1" (negative counts from the end: -1 = last layer). */
-export function parseLayers(spec: string, nLayer: number): number[] {
+export function parseLayers(spec: string, nLayer: number, flag = '--layers'): number[] {
   const out: number[] = [];
   const fix = (v: number) => (v < 0 ? nLayer + 1 + v : v);
   const num = (s: string): number => {
-    if (!/^-?\d+$/.test(s.trim())) throw new UsageError(`--layers: "${s}" is not a layer number; use e.g. --layers 0,6,12 or --layers 8-12`);
+    if (!/^-?\d+$/.test(s.trim())) throw new UsageError(`${flag}: "${s}" is not a layer number; use e.g. ${flag} 0,6,12 or ${flag} 8-12`);
     return fix(Number(s.trim()));
   };
   const parts = spec.split(',').map((s) => s.trim());
-  if (parts.some((p) => p === '')) throw new UsageError(`--layers "${spec}" has an empty item; use e.g. --layers 0,6,12 or --layers 8-12`);
+  if (parts.some((p) => p === '')) throw new UsageError(`${flag} "${spec}" has an empty item; use e.g. ${flag} 0,6,12 or ${flag} 8-12`);
   for (const part of parts) {
     const m = /^(-?\d+)\s*-\s*(-?\d+)$/.exec(part);
     if (m) {
       const a = num(m[1]);
       const b = num(m[2]);
-      if (a > b) throw new UsageError(`--layers range ${part} runs backwards; write the smaller layer first`);
+      if (a > b) throw new UsageError(`${flag} range ${part} runs backwards; write the smaller layer first`);
       for (let l = a; l <= b; l++) out.push(l);
     } else {
       out.push(num(part));
     }
   }
   for (const l of out) {
-    if (l < 0 || l > nLayer) throw new UsageError(`--layers: layer ${l} does not exist; this model has layers 0..${nLayer} (0 = embeddings)`);
+    if (l < 0 || l > nLayer) throw new UsageError(`${flag}: layer ${l} does not exist; this model has layers 0..${nLayer} (0 = embeddings)`);
   }
   return [...new Set(out)].sort((a, b) => a - b);
 }

@@ -22,12 +22,15 @@ export interface CachedModelRow {
   onnx_built: boolean;
 }
 
-/** One row per (model, revision) across both caches. */
+/** One row per (model, commit) across both caches; `revision` lists every ref that points there. */
 export function cachedModels(): CachedModelRow[] {
   const rows = new Map<string, CachedModelRow>();
   for (const m of listCachedHubModels()) {
     for (const r of m.revisions) {
-      rows.set(`${m.repoId}@${r.commit}`, { id: m.repoId, revision: r.ref, commit: r.commit, hf_bytes: r.bytes, onnx_bytes: 0, onnx_built: false });
+      const key = `${m.repoId}@${r.commit}`;
+      const row = rows.get(key);
+      if (row) row.revision = [row.revision, r.ref].filter(Boolean).join(', ') || null;
+      else rows.set(key, { id: m.repoId, revision: r.ref, commit: r.commit, hf_bytes: r.bytes, onnx_bytes: 0, onnx_built: false });
     }
   }
   for (const b of listBuiltModels()) {

@@ -71,7 +71,7 @@ export function wantsPictures(p: ParsedPictures, targets: number[]): boolean {
 
 function attentionLayers(spec: string, nLayer: number): number[] {
   if (spec.trim().toLowerCase() === 'all') return Array.from({ length: nLayer }, (_, i) => i + 1);
-  return parseLayers(spec, nLayer);
+  return parseLayers(spec, nLayer, '--attention');
 }
 
 export async function picturesAction(model: LoadedModel, id: string, prompt: string, base: AnalyzeBase, p: ParsedPictures, io: Io): Promise<void> {

@@ -1,5 +1,5 @@
-import { existsSync, readdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { resolve, sep } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { ExitStatus, LogitlensError, UsageError } from '../errors.js';
 import { analyzePrompt, validateK } from '../lens/analyze.js';
@@ -64,11 +64,16 @@ async function analyzeAction(words: string[], o: MainOptions): Promise<void> {
     validateK(k, c.vocab_size);
     const layers = o.layers === undefined ? undefined : parseLayers(o.layers, c.n_layer);
     const targets = resolveTargets(model, o.target ?? [], targetIdsRaw, note);
+    if (pictures.shade === 'target' && targets.length === 0) {
+      throw new UsageError('--shade target shades by the first --target\'s probability; add --target " Paris" (or --target-id)');
+    }
+    stopIfInterrupted();
     if (wantsPictures(pictures, targets)) {
       await picturesAction(model, id, prompt, { k, layers, position, finalNorm: o.finalNorm, targets, json: !!o.json }, pictures, { write, note });
       return;
     }
     const report = await analyzePrompt(model, prompt, { k, layers, position, finalNorm: o.finalNorm, targets }, id);
+    stopIfInterrupted();
     if (o.json) {
       await write(JSON.stringify(report, null, 2) + '\n');
     } else {
@@ -79,6 +84,14 @@ async function analyzeAction(words: string[], o: MainOptions): Promise<void> {
   }
 }
 
+/** Ctrl-C during a build or an analysis (synchronous work) is honoured before anything is printed. */
+function stopIfInterrupted(): void {
+  if (interrupt.signal.aborted) {
+    process.stderr.write('logitlens: interrupted\n');
+    throw new ExitStatus(130);
+  }
+}
+
 async function exportAction(o: { model: string; output: string; force?: boolean }): Promise<void> {
   const src = resolve(o.model);
   if (!existsSync(src)) throw new LogitlensError(`model path ${o.model} does not exist; give a Hugging Face GPT-2 folder`);
@@ -86,17 +99,34 @@ async function exportAction(o: { model: string; output: string; force?: boolean 
     throw new UsageError(`${o.model} is already an ONNX folder (it has model.onnx); export takes a checkpoint folder with model.safetensors`);
   }
   const out = resolve(o.output);
-  if (existsSync(out) && readdirSync(out).length > 0 && !o.force) {
-    throw new UsageError(`${o.output} exists and is not empty; choose another folder or pass --force to replace it`);
+  if (out === src || src.startsWith(out + sep)) {
+    throw new UsageError(`-o ${o.output} is the checkpoint folder or contains it; write the export somewhere else`);
+  }
+  if (existsSync(out)) {
+    if (!statSync(out).isDirectory()) throw new UsageError(`-o ${o.output} is a file; give a folder to write the export into`);
+    const entries = readdirSync(out);
+    if (entries.length > 0 && !o.force) {
+      throw new UsageError(`${o.output} exists and is not empty; choose another folder or pass --force to replace it`);
+    }
+    if (entries.length > 0 && !entries.includes('logitlens.json') && !entries.includes('model.onnx')) {
+      throw new UsageError(`${o.output} is not an earlier export (no logitlens.json or model.onnx); --force only replaces exports: remove it yourself if you mean it`);
+    }
   }
   note(`building ${o.output} from ${o.model}…`);
-  buildOnnxFolder(src, out);
-  // prove the export loads and passes the self-check before calling it done
-  const model = await LoadedModel.open(out, { mode: 'single' });
+  // build and self-check beside the target, so a failed export never replaces a good one
+  const staging = `${out}.export-${process.pid}`;
   try {
-    await analyzePrompt(model, 'Hello', { k: 1 });
+    buildOnnxFolder(src, staging);
+    const model = await LoadedModel.open(staging, { mode: 'single' });
+    try {
+      await analyzePrompt(model, 'Hello', { k: 1 });
+    } finally {
+      await model.close();
+    }
+    rmSync(out, { recursive: true, force: true });
+    renameSync(staging, out);
   } finally {
-    await model.close();
+    rmSync(staging, { recursive: true, force: true });
   }
   note(`wrote ${o.output} (model.onnx, model.onnx.data, config.json, tokenizer)`);
 }

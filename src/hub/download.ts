@@ -99,7 +99,12 @@ async function attempt(
     let append = have > 0;
     if (append && res.status === 206) {
       const cr = res.headers.get('content-range') ?? '';
-      if (!cr.startsWith(`bytes ${have}-`)) append = false;
+      if (!cr.startsWith(`bytes ${have}-`)) {
+        // a partial body from some other offset cannot be placed anywhere safely: start over
+        await res.body?.cancel();
+        fs.rmSync(incomplete, { force: true });
+        throw new Interrupted(`server answered the resume with an unexpected range (${cr || 'none'})`);
+      }
     } else if (append) {
       // The server ignored Range and sent everything (200): restart from byte 0.
       append = false;

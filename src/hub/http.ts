@@ -58,7 +58,11 @@ export async function hubFetch(
     return await fetch(url, { method: init.method, headers: init.headers, redirect: 'manual', signal: init.signal });
   } catch (e) {
     if (ctx.signal?.aborted) throw ctx.signal.reason;
-    throw new HubUnreachableError(describeCause(e));
+    // only a failed connection means "unreachable"; anything else (a bad header value, say) is
+    // our own request's fault, and its message may quote the Authorization header: never show it
+    const cause = (e as { cause?: unknown }).cause;
+    if (e instanceof TypeError && e.message === 'fetch failed' && cause) throw new HubUnreachableError(describeCause(e));
+    throw new LogitlensError(`the request to ${new URL(url).origin} could not be sent (${(e as Error).name}); check HF_ENDPOINT and HF_TOKEN`);
   }
 }
 

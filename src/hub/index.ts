@@ -58,14 +58,23 @@ const BPE_FILES = ['vocab.json', 'merges.txt'];
 
 function defaultToken(env: NodeJS.ProcessEnv): string | undefined {
   const fromEnv = env.HF_TOKEN || env.HUGGING_FACE_HUB_TOKEN;
-  if (fromEnv) return fromEnv.trim();
+  if (fromEnv) return checkedToken(fromEnv.trim(), env.HF_TOKEN ? 'HF_TOKEN' : 'HUGGING_FACE_HUB_TOKEN');
+  const file = env.HF_TOKEN_PATH || path.join(hfHome(env), 'token');
+  let t: string;
   try {
-    const file = env.HF_TOKEN_PATH || path.join(hfHome(env), 'token');
-    const t = fs.readFileSync(file, 'utf8').trim();
-    return t || undefined;
+    t = fs.readFileSync(file, 'utf8').trim();
   } catch {
     return undefined;
   }
+  return t ? checkedToken(t, file) : undefined;
+}
+
+/** A token with spaces or control characters would end up quoted in an HTTP error: refuse it unseen. */
+function checkedToken(token: string, source: string): string {
+  if (!/^[\x21-\x7e]+$/.test(token)) {
+    throw new UsageError(`the Hub token from ${source} contains spaces, line breaks or non-ASCII characters; set it to the token alone (hf_…)`);
+  }
+  return token;
 }
 
 /** Throws unless the config describes a GPT-2-family model; checked before fetching weights. */

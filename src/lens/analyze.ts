@@ -58,6 +58,11 @@ export interface LensReport {
 export const DEFAULT_K = 10;
 /** Lens rows per ONNX Runtime call: bounds the [rows, vocab] intermediates to ~100 MB. */
 export const LENS_CHUNK_ROWS = 64;
+/**
+ * Target ranks compare every target with the whole vocabulary: a [rows, targets, vocab] float
+ * tensor. Past a few targets, that (not [rows, vocab]) sets how many rows one call may take.
+ */
+const RANK_BUDGET_ELEMS = 64 * 4 * 50257;
 
 /** Resolve a possibly negative position against a prompt length. */
 export function resolvePosition(position: number | undefined, nTokens: number): number {
@@ -182,8 +187,10 @@ export async function lensBatch(
     if (r.cells.length === 0) throw new UsageError('no layers or positions selected; select at least one');
     r.cells.forEach((cell, i) => all.push({ req, cell, first: i === 0 }));
   });
-  for (let start = 0; start < all.length; start += chunkRows) {
-    const chunk = all.slice(start, start + chunkRows);
+  const nTargets = new Set([...opts.targets, ...requests.flatMap((r) => r.targets ?? [])]).size;
+  const step = Math.max(1, Math.min(chunkRows, Math.floor(RANK_BUDGET_ELEMS / (Math.max(1, nTargets) * V))));
+  for (let start = 0; start < all.length; start += step) {
+    const chunk = all.slice(start, start + step);
     const checks = chunk.filter((c) => c.first).map((c) => c.req);
     // ref rows are keyed by (request, position): the last-layer residual there defines P_model
     const refKey = (req: number, pos: number) => `${req}:${pos}`;

@@ -34,9 +34,6 @@ export function parseConfig(raw: Record<string, unknown>, where = 'config.json')
   const int = (k: string, fallback?: number): number => {
     const v = raw[k] ?? fallback;
     if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
-      if (type !== undefined && type !== 'gpt2') {
-        throw new LogitlensError(`${where} describes a "${String(type)}" model; logitlens supports GPT-2-family checkpoints (model_type "gpt2") only`);
-      }
       throw new LogitlensError(`${where} has no valid "${k}" (got ${JSON.stringify(v)}); it does not look like a GPT-2 config`);
     }
     return v;

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LogitlensError, UsageError } from '../errors.js';
 import { isHubRepoId, resolveHubModel, type HubOptions } from '../hub/index.js';
+import { COMMIT_RE } from '../hub/repo-id.js';
 import { builtModelDir, cacheRoot, isCompleteBuild, META_FILE, prepareModelFolder, type BuildMeta, type PreparedModel } from './store.js';
 
 export interface ResolvedModel extends PreparedModel {
@@ -23,7 +24,6 @@ export interface ResolveOptions {
   onBuild?: (what: string) => void;
 }
 
-const COMMIT = /^[0-9a-f]{40}$/;
 
 /** The small model shipped in the package (models/demo), run by `--model demo` and as the offline fallback. */
 export const DEMO_ID = 'demo';
@@ -64,7 +64,7 @@ export async function resolveModel(spec: string, o: ResolveOptions = {}): Promis
   }
   const revision = o.revision ?? 'main';
   if (!o.refresh) {
-    const commit = COMMIT.test(revision) ? revision : readRef(root, spec, revision);
+    const commit = COMMIT_RE.test(revision) ? revision : readRef(root, spec, revision);
     if (commit) {
       const dir = builtModelDir(hubKey(spec, commit), root);
       if (isCompleteBuild(dir)) {
@@ -80,14 +80,14 @@ export async function resolveModel(spec: string, o: ResolveOptions = {}): Promis
     origin: { repo: spec, revision, commit: hub.commit },
     onBuild: () => o.onBuild?.(spec),
   });
-  if (!COMMIT.test(revision)) writeRef(root, spec, revision, hub.commit);
+  if (!COMMIT_RE.test(revision)) writeRef(root, spec, revision, hub.commit);
   return { ...prepared, id: spec, source: 'hub', commit: hub.commit };
 }
 
 function readRef(root: string, repoId: string, revision: string): string | undefined {
   try {
     const c = readFileSync(refPath(root, repoId, revision), 'utf8').trim();
-    return COMMIT.test(c) ? c : undefined;
+    return COMMIT_RE.test(c) ? c : undefined;
   } catch {
     return undefined;
   }

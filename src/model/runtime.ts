@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import { LogitlensError } from '../errors.js';
@@ -229,13 +229,4 @@ function firstLine(e: unknown): string {
 
 function summarizeNames(names: string[]): string {
   return names.length > 4 ? `${names.slice(0, 3).join(', ')}, … (${names.length} in all)` : names.join(', ');
-}
-
-/** Read the build metadata of a prepared folder, if any (for JSON `model.id`). */
-export function readMetaOrigin(dir: string): Record<string, string> | undefined {
-  try {
-    return JSON.parse(readFileSync(join(dir, 'logitlens.json'), 'utf8')).origin;
-  } catch {
-    return undefined;
-  }
 }

@@ -10,7 +10,7 @@ import { tokenizerFiles } from './tokenizer.js';
 import { pidAlive } from '../util/process.js';
 
 /** Bump when the graph layout changes, so old cache entries are rebuilt rather than misread. */
-export const BUILD_VERSION = 2;
+export const BUILD_VERSION = 3;
 
 export const MODEL_FILE = 'model.onnx';
 export const DATA_FILE = 'model.onnx.data';

@@ -45,10 +45,10 @@ export function renderAttention(report: PictureReport, tokenInfo: (id: number) =
       }
       const named = strongestKeys(visible).map((i) => `${name(i)} ${formatProb(visible[i])}`).join(', ');
       const label = `${layer}.h${h}`.padStart(labelW);
-      const used = labelW + 3 + cells + 2;
+      const used = labelW + cells + 4;
       lines.push(`${label} │${strip}│ ${truncate(named, Math.max(10, style.width - used))}`);
     });
   }
   lines.push(ch.dim(`rows: layer.head · shade relative to each head's max${style.color ? '' : `: ' ░▒▓█' weak → strong`}`));
-  return lines.map((l) => (stringWidth(l) > style.width && !style.color ? truncate(l, style.width) : l)).join('\n') + '\n';
+  return lines.map((l) => truncate(l, style.width)).join('\n') + '\n';
 }

@@ -2,7 +2,7 @@ import { Chalk } from 'chalk';
 import type { LensReport } from '../lens/analyze.js';
 import { displayToken, type TokenInfo } from '../model/tokenizer.js';
 import { padEndWidth, layerLabel } from './grid.js';
-import { formatProb, truncate, type TableStyle } from './table.js';
+import { formatProb, stringWidth, truncate, type TableStyle } from './table.js';
 
 const SPARKS = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 
@@ -23,7 +23,7 @@ export function renderTargetTrajectories(report: LensReport, tokenInfo: (id: num
   const first = report.layers[0].layer;
   const last = report.layers[report.layers.length - 1].layer;
   const names = targets.map((t) => truncate(displayToken(tokenInfo(t.id)), 14));
-  const nameW = Math.max(6, ...names.map((n) => n.length));
+  const nameW = Math.max(6, ...names.map((n) => stringWidth(n)));
   const lines = [ch.bold('targets') + ch.dim(` by layer, ${layerLabel(first)} → ${layerLabel(last)} (left to right) at position ${report.position}`)];
   targets.forEach((t, j) => {
     const probs = report.layers.map((L) => L.targets[j].prob);
@@ -35,5 +35,5 @@ export function renderTargetTrajectories(report: LensReport, tokenInfo: (id: num
     lines.push(truncate(`${padEndWidth(names[j], nameW)}  p    ${p}`, style.width));
     lines.push(truncate(`${' '.repeat(nameW)}  rank ${r}`, style.width));
   });
-  return lines.join('\n') + '\n';
+  return lines.map((l) => truncate(l, style.width)).join('\n') + '\n';
 }

@@ -42,22 +42,36 @@ function shadeProb(ch: ChalkInstance, p: number, text: string): string {
 }
 
 /** Cut a display string to `max` terminal columns (wide CJK/emoji count 2). */
+/** Color escapes take no columns; truncate keeps them whole and resets color after a cut. */
+const ANSI = /\x1b\[[0-9;]*m/y;
+
 export function truncate(s: string, max: number): string {
   if (stringWidth(s) <= max) return s;
   let out = '';
   let w = 0;
-  for (const ch of s) {
+  let colored = false;
+  for (let i = 0; i < s.length;) {
+    ANSI.lastIndex = i;
+    const esc = ANSI.exec(s);
+    if (esc) {
+      out += esc[0];
+      colored = true;
+      i += esc[0].length;
+      continue;
+    }
+    const ch = String.fromCodePoint(s.codePointAt(i)!);
     const cw = charWidth(ch);
     if (w + cw > max - 1) break;
     out += ch;
     w += cw;
+    i += ch.length;
   }
-  return out + '…';
+  return out + '…' + (colored ? '\x1b[0m' : '');
 }
 
 export function stringWidth(s: string): number {
   let w = 0;
-  for (const ch of s) w += charWidth(ch);
+  for (const ch of s.replace(/\x1b\[[0-9;]*m/g, '')) w += charWidth(ch);
   return w;
 }
 
@@ -80,7 +94,7 @@ export function renderTable(report: LensReport, tokenInfo: (id: number) => Token
   const m = report.model;
   lines.push(`${ch.bold('model')}  ${m.id} · ${m.n_layer} layers · final norm ${report.final_norm ? 'on' : 'off'}`);
   const toks = report.tokens.map((t, i) => (i === report.position ? ch.inverse(`[${show(t.id)}]`) : show(t.id)));
-  lines.push(`${ch.bold('prompt')} ${truncate(toks.join(' '), Math.max(20, style.width * 3))}`);
+  lines.push(`${ch.bold('prompt')} ${truncate(toks.join(' '), Math.max(20, style.width * 3 - 7))}`);
   lines.push(`${ch.dim(`analyzing position ${report.position} of ${report.tokens.length} (${show(report.tokens[report.position].id)}); layer 0 = embeddings`)}`);
 
   const k = report.layers[0]?.top.length ?? 0;

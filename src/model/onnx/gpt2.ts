@@ -53,6 +53,8 @@ export function buildGpt2Graph(w: Gpt2Weights, opts: { lensHead?: boolean } = {}
   const minValue = g.constFloat([-3.4028234663852886e38], []);
   const scale = g.constFloat([Math.sqrt(D)], []);
 
+  // HF's "gelu" is the exact erf form; gelu_new, gelu_pytorch_tanh and gelu_fast are the tanh one
+  const gelu = c.activation_function === 'gelu' ? 'none' : 'tanh';
   const layerNorm = (v: string, prefix: string) =>
     g.op('LayerNormalization', [v, W(`${prefix}.weight`), W(`${prefix}.bias`)], { axis: -1, epsilon: { float: c.layer_norm_epsilon } });
   const linear = (v: string, prefix: string) => g.op('Add', [g.op('MatMul', [v, W(`${prefix}.weight`)]), W(`${prefix}.bias`)]);
@@ -69,7 +71,7 @@ export function buildGpt2Graph(w: Gpt2Weights, opts: { lensHead?: boolean } = {}
     const y = g.op('Reshape', [g.op('Transpose', [g.op('MatMul', [att, heads(v, [0, 2, 1, 3])])], { perm: [0, 2, 1, 3] }), g.constInt64([0, 0, E])]);
     x = g.op('Add', [x, linear(y, `${p}.attn.c_proj`)]);
     // MLP
-    const hMlp = g.op('Gelu', [linear(layerNorm(x, `${p}.ln_2`), `${p}.mlp.c_fc`)], { approximate: 'tanh' });
+    const hMlp = g.op('Gelu', [linear(layerNorm(x, `${p}.ln_2`), `${p}.mlp.c_fc`)], { approximate: gelu });
     x = g.op('Add', [x, linear(hMlp, `${p}.mlp.c_proj`)]);
     g.output(x, GRAPH_IO.hidden(l + 1), DType.FLOAT, ['batch', 'seq', E]);
   }
