@@ -100,7 +100,7 @@ export async function analyzePictures(model: LoadedModel, prompt: string, opts: 
   const columns = opts.grid ? validatePositions(opts.positions, ids.length) : [];
   const attLayers = opts.attention ? validateAttentionLayers(opts.attention, c.n_layer) : [];
 
-  const fwd = await model.forward([ids], attLayers.length > 0);
+  const fwd = await model.forward([ids], attLayers.map((l) => l - 1));
   // copy out the few attention rows now and drop the [layers, heads, seq, seq] tensors before the
   // lens runs: at 512 tokens they are the largest thing held in JavaScript
   const attention = attLayers.length ? attentionRows(model, fwd, 0, position, ids.length, attLayers) : undefined;

@@ -33,7 +33,7 @@ export interface ForwardResult {
   seq: number;
   /** hidden[l] is [batch, seq, n_embd] row-major */
   hidden: Float32Array[];
-  /** attention[l] is [batch, n_head, seq, seq]; empty when the graph does not expose attention */
+  /** attention[l] is [batch, n_head, seq, seq] for each fetched block l (see forward); empty when none were */
   attention: Float32Array[];
   /** [batch, vocab]: the model's next-token logits at each row's last real token */
   logits: Float32Array;
@@ -113,35 +113,51 @@ export class LoadedModel {
       }
     };
     const fwd = await open(join(dir, MODEL_FILE), 'the ONNX model');
-    const missing = [GRAPH_IO.inputIds, GRAPH_IO.attentionMask].filter((n) => !fwd.inputNames.includes(n));
-    const wanted = [...Array.from({ length: config.n_layer + 1 }, (_, l) => GRAPH_IO.hidden(l)), GRAPH_IO.logits];
-    const lacking = wanted.filter((n) => !fwd.outputNames.includes(n));
-    if (missing.length || lacking.length) {
-      const parts = [];
-      if (missing.length) parts.push(`inputs ${missing.join(', ')}`);
-      if (lacking.length) parts.push(`outputs ${summarizeNames(lacking)}`);
-      throw new LogitlensError(
-        `${join(dir, MODEL_FILE)} lacks ${parts.join(' and ')}; logitlens needs every hidden state (see "ONNX graph contract" in the README). Re-export with logitlens export`,
-      );
+    // a library caller that catches our error must not be left holding a native session
+    try {
+      const missing = [GRAPH_IO.inputIds, GRAPH_IO.attentionMask].filter((n) => !fwd.inputNames.includes(n));
+      const wanted = [...Array.from({ length: config.n_layer + 1 }, (_, l) => GRAPH_IO.hidden(l)), GRAPH_IO.logits];
+      const lacking = wanted.filter((n) => !fwd.outputNames.includes(n));
+      if (missing.length || lacking.length) {
+        const parts = [];
+        if (missing.length) parts.push(`inputs ${missing.join(', ')}`);
+        if (lacking.length) parts.push(`outputs ${summarizeNames(lacking)}`);
+        throw new LogitlensError(
+          `${join(dir, MODEL_FILE)} lacks ${parts.join(' and ')}; logitlens needs every hidden state (see "ONNX graph contract" in the README). Re-export with logitlens export`,
+        );
+      }
+      // a foreign graph with float16 outputs would otherwise be read as garbage numbers
+      const notFloat = fwd.outputMetadata.filter((m) => wanted.includes(m.name) && (!m.isTensor || m.type !== 'float32'));
+      if (notFloat.length) {
+        throw new LogitlensError(
+          `${join(dir, MODEL_FILE)}: outputs ${notFloat.map((m) => m.name).join(', ')} are not float32 tensors; logitlens reads float32 hidden states and logits (see "ONNX graph contract" in the README)`,
+        );
+      }
+      const hasAttention = Array.from({ length: config.n_layer }, (_, l) => GRAPH_IO.attention(l)).every((n) => fwd.outputNames.includes(n));
+      let lens: InferenceSession;
+      if (fwd.inputNames.includes(LENS_IO.hidden)) {
+        lens = fwd; // our own graphs carry the lens head beside the forward pass
+      } else if (existsSync(join(dir, LENS_FILE))) {
+        lens = await open(join(dir, LENS_FILE), 'the lens head');
+      } else if (existsSync(join(dir, 'model.safetensors'))) {
+        const w = openWeights(dir, config);
+        const bytes = buildLensHead(config, lensWeights(w, (n) => ({ data: w.get(n) }))).toBytes();
+        lens = await ort.InferenceSession.create(bytes, options);
+      } else {
+        throw new LogitlensError(`${join(dir, MODEL_FILE)} has no lens head, and ${dir} has neither ${LENS_FILE} nor model.safetensors to build one from; add one of them`);
+      }
+      return new LoadedModel(dir, config, tokenizer, ort, fwd, lens, hasAttention);
+    } catch (e) {
+      await fwd.release();
+      throw e;
     }
-    const hasAttention = Array.from({ length: config.n_layer }, (_, l) => GRAPH_IO.attention(l)).every((n) => fwd.outputNames.includes(n));
-    let lens: InferenceSession;
-    if (fwd.inputNames.includes(LENS_IO.hidden)) {
-      lens = fwd; // our own graphs carry the lens head beside the forward pass
-    } else if (existsSync(join(dir, LENS_FILE))) {
-      lens = await open(join(dir, LENS_FILE), 'the lens head');
-    } else if (existsSync(join(dir, 'model.safetensors'))) {
-      const w = openWeights(dir, config);
-      const bytes = buildLensHead(config, lensWeights(w, (n) => ({ data: w.get(n) }))).toBytes();
-      lens = await ort.InferenceSession.create(bytes, options);
-    } else {
-      throw new LogitlensError(`${join(dir, MODEL_FILE)} has no lens head, and ${dir} has neither ${LENS_FILE} nor model.safetensors to build one from; add one of them`);
-    }
-    return new LoadedModel(dir, config, tokenizer, ort, fwd, lens, hasAttention);
   }
 
-  /** Run the forward graph on right-padded rows of token ids. */
-  async forward(rows: number[][], wantAttention = false): Promise<ForwardResult> {
+  /**
+   * Run the forward graph on right-padded rows of token ids. `attention`: true for every block's attention probabilities, or the 0-based blocks wanted
+   * (only those leave ONNX Runtime; `attention[l]` is then set for just those l).
+   */
+  async forward(rows: number[][], attention: boolean | number[] = false): Promise<ForwardResult> {
     const B = rows.length;
     const S = Math.max(...rows.map((r) => r.length));
     const ids = new BigInt64Array(B * S);
@@ -158,14 +174,15 @@ export class LoadedModel {
     };
     const L = this.config.n_layer;
     const names = [...Array.from({ length: L + 1 }, (_, l) => GRAPH_IO.hidden(l)), GRAPH_IO.logits];
-    if (wantAttention && this.hasAttention) names.push(...Array.from({ length: L }, (_, l) => GRAPH_IO.attention(l)));
+    const blocks = !this.hasAttention || attention === false ? [] : attention === true ? Array.from({ length: L }, (_, l) => l) : attention;
+    names.push(...blocks.map((l) => GRAPH_IO.attention(l)));
     const out = await this.forwardSession.run(feeds, names);
     const f32 = (n: string) => out[n].data as Float32Array;
     return {
       batch: B,
       seq: S,
       hidden: Array.from({ length: L + 1 }, (_, l) => f32(GRAPH_IO.hidden(l))),
-      attention: wantAttention && this.hasAttention ? Array.from({ length: L }, (_, l) => f32(GRAPH_IO.attention(l))) : [],
+      attention: blocks.reduce<Float32Array[]>((acc, l) => ((acc[l] = f32(GRAPH_IO.attention(l))), acc), []),
       logits: f32(GRAPH_IO.logits),
     };
   }
