@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-// Set before onnxruntime-node loads: it records telemetry on Linux otherwise.
-process.env.ORT_DISABLE_TELEMETRY = '1';
+// ONNX Runtime is loaded only through loadOrt(), which disables its telemetry first.
 const { main } = await import('../dist/src/cli/main.js');
 process.exitCode = await main(process.argv);

@@ -1,7 +1,6 @@
 // Runs the CLI in-process and records its peak RSS, so the benchmark measures exactly what a user runs.
 import { writeFileSync } from 'node:fs';
 
-process.env.ORT_DISABLE_TELEMETRY = '1';
 const { main } = await import('../src/cli/main.js');
 const code = await main(process.argv);
 const out = process.env.LOGITLENS_RSS_FILE;

@@ -1,6 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { writeFileAtomic } from '../util/fs.js';
 import { LogitlensError, UsageError } from '../errors.js';
 import { analyzePictures, type PictureReport } from '../lens/grid.js';
 import type { LoadedModel } from '../model/runtime.js';
@@ -113,14 +111,11 @@ export async function picturesAction(model: LoadedModel, id: string, prompt: str
   await io.write(parts.filter((s) => s !== '').join('\n'));
 }
 
-/** Readers never see a half-written file: write beside it, then rename over it. */
+/** An output file: written atomically, with a message that says what to do when it cannot be. */
 export function writeAtomic(path: string, data: string): void {
-  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
-    writeFileSync(tmp, data);
-    renameSync(tmp, path);
+    writeFileAtomic(path, data);
   } catch (e) {
-    rmSync(tmp, { force: true });
     const err = e as NodeJS.ErrnoException;
     throw new LogitlensError(`cannot write ${path}: ${err.code ?? err.message.split('\n')[0]}; check that the folder exists and is writable`);
   }

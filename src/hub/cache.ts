@@ -1,3 +1,4 @@
+import { writeFileAtomic } from '../util/fs.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -73,9 +74,7 @@ export function writeRef(paths: RepoPaths, revision: string, commit: string): vo
   if (readRef(paths, revision) === commit) return;
   const refPath = path.join(paths.refs, revision);
   fs.mkdirSync(path.dirname(refPath), { recursive: true });
-  const tmp = `${refPath}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-  fs.writeFileSync(tmp, commit);
-  fs.renameSync(tmp, refPath);
+  writeFileAtomic(refPath, commit);
 }
 
 export function snapshotDir(paths: RepoPaths, commit: string): string {

@@ -1,4 +1,4 @@
-import { GraphBuilder, type ExternalRef } from '../model/onnx/graph.js';
+import { GraphBuilder } from '../model/onnx/graph.js';
 import { DType } from '../model/onnx/proto.js';
 import type { Gpt2Config } from '../model/checkpoint.js';
 
@@ -28,15 +28,12 @@ export const LENS_IO = {
   checkScale: 'check_max_abs_logit', // float [checks]: max |check logits|, to make the tolerance relative
 } as const;
 
-/** Where the head's weights come from: bytes already in the model's data file, or inline data. */
-export type WeightSource = { ref: ExternalRef } | { data: Float32Array };
-
 export interface LensHeadWeights {
-  lnWeight: WeightSource;
-  lnBias: WeightSource;
+  lnWeight: Float32Array;
+  lnBias: Float32Array;
   /** [vocab, n_embd]: tied wte, or lm_head.weight when untied */
-  unembed: WeightSource;
-  lmHeadBias?: WeightSource;
+  unembed: Float32Array;
+  lmHeadBias?: Float32Array;
 }
 
 /** Initializer names (already in the graph) the lens head reads. */
@@ -53,8 +50,7 @@ export function buildLensHead(c: Gpt2Config, weights: LensHeadWeights): GraphBui
   const g = new GraphBuilder('logitlens_lens_head', 20);
   const E = c.n_embd;
   const V = c.vocab_size;
-  const W = (name: string, dims: number[], src: WeightSource) =>
-    'ref' in src ? g.externalWeight(name, dims, src.ref) : g.weight(name, dims, () => src.data);
+  const W = (name: string, dims: number[], data: Float32Array) => g.weight(name, dims, () => data);
   addLensHead(g, c, {
     lnWeight: W('ln_f.weight', [E], weights.lnWeight),
     lnBias: W('ln_f.bias', [E], weights.lnBias),

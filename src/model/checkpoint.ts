@@ -95,7 +95,6 @@ export function expectedTensors(c: Gpt2Config): Array<{ name: string; shape: num
  */
 export interface Gpt2Weights {
   config: Gpt2Config;
-  names: string[];
   shape(name: string): number[];
   get(name: string): Float32Array;
   /** the same data as float32 bytes in bounded chunks (see streamTensorF32) */
@@ -145,12 +144,8 @@ export function openWeights(dir: string, config: Gpt2Config): Gpt2Weights {
     }
     untied = !sameData(file, lmW, map.get('wte.weight')!);
   }
-  const names = [...expectedTensors(config).map((t) => t.name)];
-  if (lmBias) names.push('lm_head.bias');
-  if (untied) names.push('lm_head.weight');
   return {
     config,
-    names,
     shape: (name) => requireInfo(map, name, path).shape,
     get: (name) => readTensorF32(file, requireInfo(map, name, path)),
     stream: (name, onChunk) => streamTensorF32(file, requireInfo(map, name, path), onChunk),

@@ -1,6 +1,7 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeFileAtomic } from '../util/fs.js';
 import { LogitlensError, UsageError } from '../errors.js';
 import { isHubRepoId, resolveHubModel, type HubOptions } from '../hub/index.js';
 import { COMMIT_RE } from '../hub/repo-id.js';
@@ -96,9 +97,7 @@ function readRef(root: string, repoId: string, revision: string): string | undef
 function writeRef(root: string, repoId: string, revision: string, commit: string): void {
   const p = refPath(root, repoId, revision);
   mkdirSync(join(p, '..'), { recursive: true });
-  const tmp = `${p}.tmp-${process.pid}`;
-  writeFileSync(tmp, commit);
-  renameSync(tmp, p);
+  writeFileAtomic(p, commit);
 }
 
 export interface BuiltModelEntry {

@@ -141,7 +141,7 @@ export class LoadedModel {
         lens = await open(join(dir, LENS_FILE), 'the lens head');
       } else if (existsSync(join(dir, 'model.safetensors'))) {
         const w = openWeights(dir, config);
-        const bytes = buildLensHead(config, lensWeights(w, (n) => ({ data: w.get(n) }))).toBytes();
+        const bytes = buildLensHead(config, lensWeights(w)).toBytes();
         lens = await ort.InferenceSession.create(bytes, options);
       } else {
         throw new LogitlensError(`${join(dir, MODEL_FILE)} has no lens head, and ${dir} has neither ${LENS_FILE} nor model.safetensors to build one from; add one of them`);

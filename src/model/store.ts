@@ -3,7 +3,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, realpat
 import { homedir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { LogitlensError } from '../errors.js';
-import type { WeightSource } from '../lens/head.js';
+import type { LensHeadWeights } from '../lens/head.js';
 import { checkpointFingerprint, openWeights, readConfig, type Gpt2Config, type Gpt2Weights } from './checkpoint.js';
 import { buildGpt2Graph } from './onnx/gpt2.js';
 import { tokenizerFiles } from './tokenizer.js';
@@ -85,12 +85,13 @@ export function buildOnnxFolder(checkpointDir: string, outDir: string, origin?: 
   }
 }
 
-export function lensWeights(w: Gpt2Weights, src: (name: string) => WeightSource) {
+/** The weights a standalone lens head needs (for ONNX graphs from other exporters). */
+export function lensWeights(w: Gpt2Weights): LensHeadWeights {
   return {
-    lnWeight: src('ln_f.weight'),
-    lnBias: src('ln_f.bias'),
-    unembed: src(w.untiedLmHead ? 'lm_head.weight' : 'wte.weight'),
-    lmHeadBias: w.hasLmHeadBias ? src('lm_head.bias') : undefined,
+    lnWeight: w.get('ln_f.weight'),
+    lnBias: w.get('ln_f.bias'),
+    unembed: w.get(w.untiedLmHead ? 'lm_head.weight' : 'wte.weight'),
+    lmHeadBias: w.hasLmHeadBias ? w.get('lm_head.bias') : undefined,
   };
 }
 

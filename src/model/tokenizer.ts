@@ -16,8 +16,6 @@ export interface TokenInfo {
 export interface Gpt2Tokenizer {
   encode(text: string): number[];
   token(id: number): TokenInfo;
-  /** id of a single-token string, or undefined */
-  idOf(piece: string): number | undefined;
   vocabSize: number;
 }
 
@@ -108,10 +106,6 @@ export function loadTokenizer(dir: string): Gpt2Tokenizer {
   return {
     vocabSize,
     encode: (text) => tok.encode(text, { add_special_tokens: false }).ids,
-    idOf: (piece) => {
-      const ids = tok.encode(piece, { add_special_tokens: false }).ids;
-      return ids.length === 1 ? ids[0] : undefined;
-    },
     token: (id) => {
       const hit = cache.get(id);
       if (hit) return hit;

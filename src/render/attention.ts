@@ -2,7 +2,7 @@ import { Chalk } from 'chalk';
 import type { PictureReport } from '../lens/grid.js';
 import { displayToken, type TokenInfo } from '../model/tokenizer.js';
 import { colormap, shadeChar } from './shade.js';
-import { formatProb, stringWidth, truncate, type TableStyle } from './table.js';
+import { formatProb, truncate, type TableStyle } from './table.js';
 
 const NAMED = 3;
 

@@ -2,7 +2,7 @@ import type { PictureReport } from '../lens/grid.js';
 import { displayToken, type TokenInfo } from '../model/tokenizer.js';
 import { escapeXml, jsonForScript } from './escape.js';
 import { isHit, layerLabel } from './grid.js';
-import { colormap, inkOn, shadeScale, VIRIDIS, type ShadeKind } from './shade.js';
+import { colormap, inkOn, gridView, VIRIDIS, type ShadeKind } from './shade.js';
 
 export interface HtmlOptions {
   shade: ShadeKind;
@@ -32,11 +32,8 @@ interface PageData {
  * from embedded JSON. No network access: everything is inline.
  */
 export function renderHtml(report: PictureReport, tokenInfo: (id: number) => TokenInfo, opts: HtmlOptions): string {
-  const cols = report.positions ?? [];
-  if (cols.length === 0) throw new Error('renderHtml needs a report with grid positions (analyzePictures with grid: true)');
-  const scale = shadeScale(opts.shade, report);
+  const { cols, layers, scale } = gridView(report, opts.shade, 'renderHtml');
   const show = (id: number) => displayToken(tokenInfo(id));
-  const layers = cols[0].layers.map((c) => c.layer);
   const tokens = report.tokens.map((t) => show(t.id));
   const data: PageData = {
     model: report.model.id,

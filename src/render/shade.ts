@@ -1,5 +1,5 @@
 import { UsageError } from '../errors.js';
-import type { GridCellStats, PictureReport } from '../lens/grid.js';
+import type { GridCellStats, GridColumn, PictureReport } from '../lens/grid.js';
 import { formatProb } from './table.js';
 
 export const SHADE_KINDS = ['prob', 'entropy', 'kl', 'target'] as const;
@@ -84,4 +84,11 @@ export const SHADE_CHARS = [' ', '░', '▒', '▓', '█'];
 
 export function shadeChar(t: number): string {
   return SHADE_CHARS[Math.min(SHADE_CHARS.length - 1, Math.floor(Math.max(0, t) * SHADE_CHARS.length))];
+}
+
+/** What the HTML and SVG renderers both start from: the grid's columns, rows and shading. */
+export function gridView(report: PictureReport, shade: ShadeKind, who: string): { cols: GridColumn[]; layers: number[]; scale: ShadeScale } {
+  const cols = report.positions ?? [];
+  if (cols.length === 0) throw new Error(`${who} needs a report with grid positions (analyzePictures with grid: true)`);
+  return { cols, layers: cols[0].layers.map((c) => c.layer), scale: shadeScale(shade, report) };
 }

@@ -2,7 +2,7 @@ import type { PictureReport } from '../lens/grid.js';
 import { displayToken, type TokenInfo } from '../model/tokenizer.js';
 import { escapeXml } from './escape.js';
 import { isHit, layerLabel } from './grid.js';
-import { colormap, inkOn, shadeScale, type ShadeKind } from './shade.js';
+import { colormap, inkOn, gridView, type ShadeKind } from './shade.js';
 import { formatProb, truncate } from './table.js';
 
 export interface SvgOptions {
@@ -18,11 +18,8 @@ const FONT = "ui-monospace, 'DejaVu Sans Mono', Menlo, Consolas, monospace";
 
 /** The grid heatmap alone, as a standalone SVG (figures for papers): fixed sizes, no script. */
 export function renderSvg(report: PictureReport, tokenInfo: (id: number) => TokenInfo, opts: SvgOptions): string {
-  const cols = report.positions ?? [];
-  if (cols.length === 0) throw new Error('renderSvg needs a report with grid positions (analyzePictures with grid: true)');
-  const scale = shadeScale(opts.shade, report);
+  const { cols, layers, scale } = gridView(report, opts.shade, 'renderSvg');
   const show = (id: number) => displayToken(tokenInfo(id));
-  const layers = cols[0].layers.map((c) => c.layer);
   const nRows = layers.length;
   const gridW = cols.length * CELL_W;
   const gridH = nRows * CELL_H;

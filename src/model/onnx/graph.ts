@@ -16,14 +16,6 @@ interface Initializer {
   load?: () => Float32Array;
   /** or streamed in chunks of float32 bytes, so a large matrix is never whole in memory */
   stream?: (onChunk: (bytes: Uint8Array) => void) => void;
-  /** weights already stored in an existing external data file */
-  external?: ExternalRef;
-}
-
-export interface ExternalRef {
-  location: string;
-  offset: number;
-  length: number;
 }
 
 interface NodeDef {
@@ -84,12 +76,6 @@ export class GraphBuilder {
     return name;
   }
 
-  /** A float weight that lives in an external data file written earlier (shared with another graph). */
-  externalWeight(name: string, dims: number[], ref: ExternalRef): string {
-    this.inits.push({ name, dims, dtype: DType.FLOAT, external: ref });
-    return name;
-  }
-
   constInt64(values: number[], dims: number[] = [values.length]): string {
     const key = `i64:${dims.join('x')}:${values.join(',')}`;
     const hit = this.constCache.get(key);
@@ -126,14 +112,11 @@ export class GraphBuilder {
 
   /**
    * Serialize. Weights with `load` go to `dataFile` (beside the .onnx, referenced by its base name),
-   * each aligned so ORT can memory-map it. Returns where each external weight landed, so another
-   * graph can reference the same bytes.
+   * each aligned so ORT can memory-map it; without a data file they are stored inline.
    */
-  serialize(dataFile?: { path: string; location: string }): { model: Uint8Array; external: Map<string, ExternalRef> } {
-    const external = new Map<string, ExternalRef>();
+  serialize(dataFile?: { path: string; location: string }): { model: Uint8Array; wroteData: boolean } {
     let fd: number | undefined;
     let pos = 0;
-    const location = dataFile?.location ?? '';
     try {
       const g = new Msg();
       for (const n of this.nodes) g.msg(1, nodeProto(n));
@@ -146,40 +129,35 @@ export class GraphBuilder {
         if (init.raw) {
           t.bytes(9, init.raw);
         } else {
-          let ref = init.external;
-          if (!ref && !dataFile) {
-            // no data file: a self-contained model (only sensible below protobuf's 2 GB limit)
+          if (!dataFile) {
+            // a self-contained model (only sensible below protobuf's 2 GB limit)
             const d = init.load!();
             t.bytes(9, new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
             g.msg(5, t);
             continue;
           }
-          if (!ref) {
-            if (fd === undefined) fd = openSync(dataFile!.path, 'w');
-            const expect = init.dims.reduce((a, b) => a * b, 1) * 4;
-            const pad = (EXTERNAL_ALIGN - (pos % EXTERNAL_ALIGN)) % EXTERNAL_ALIGN;
-            if (pad) {
-              writeSync(fd, new Uint8Array(pad), 0, pad, pos);
-              pos += pad;
-            }
-            const start = pos;
-            const put = (chunk: Uint8Array) => {
-              let done = 0;
-              while (done < chunk.length) done += writeSync(fd!, chunk, done, chunk.length - done, pos + done);
-              pos += chunk.length;
-            };
-            if (init.stream) init.stream(put);
-            else {
-              const data = init.load!();
-              put(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-            }
-            if (pos - start !== expect) throw new Error(`weight ${init.name}: ${pos - start} bytes, expected ${expect}`);
-            ref = { location, offset: start, length: expect };
-            external.set(init.name, ref);
+          if (fd === undefined) fd = openSync(dataFile.path, 'w');
+          const expect = init.dims.reduce((a, b) => a * b, 1) * 4;
+          const pad = (EXTERNAL_ALIGN - (pos % EXTERNAL_ALIGN)) % EXTERNAL_ALIGN;
+          if (pad) {
+            writeSync(fd, new Uint8Array(pad), 0, pad, pos);
+            pos += pad;
           }
-          t.msg(13, new Msg().str(1, 'location').str(2, ref.location));
-          t.msg(13, new Msg().str(1, 'offset').str(2, String(ref.offset)));
-          t.msg(13, new Msg().str(1, 'length').str(2, String(ref.length)));
+          const start = pos;
+          const put = (chunk: Uint8Array) => {
+            let done = 0;
+            while (done < chunk.length) done += writeSync(fd!, chunk, done, chunk.length - done, pos + done);
+            pos += chunk.length;
+          };
+          if (init.stream) init.stream(put);
+          else {
+            const data = init.load!();
+            put(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+          }
+          if (pos - start !== expect) throw new Error(`weight ${init.name}: ${pos - start} bytes, expected ${expect}`);
+          t.msg(13, new Msg().str(1, 'location').str(2, dataFile.location));
+          t.msg(13, new Msg().str(1, 'offset').str(2, String(start)));
+          t.msg(13, new Msg().str(1, 'length').str(2, String(expect)));
           t.int(14, 1); // data_location = EXTERNAL
         }
         g.msg(5, t);
@@ -192,7 +170,7 @@ export class GraphBuilder {
       m.str(3, '1');
       m.msg(7, g);
       m.msg(8, new Msg().str(1, '').int(2, this.opset));
-      return { model: m.finish(), external };
+      return { model: m.finish(), wroteData: fd !== undefined };
     } finally {
       if (fd !== undefined) closeSync(fd);
     }
@@ -202,14 +180,14 @@ export class GraphBuilder {
    * Write `<dir>/<file>` (and its data file) atomically: temp names first, renamed at the end,
    * so a killed run leaves no half-written model under the final name.
    */
-  save(dir: string, file: string, dataFileName?: string): Map<string, ExternalRef> {
+  save(dir: string, file: string, dataFileName?: string): void {
     const tmpTag = `.tmp-${process.pid}-${Date.now()}`;
     const dataName = dataFileName ?? `${file}.data`;
     // data is written under a temp name but referenced by its final name
     const tmpData = join(dir, dataName + tmpTag);
     const tmpModel = join(dir, file + tmpTag);
     try {
-      const { model, external } = this.serialize({ path: tmpData, location: dataName });
+      const { model, wroteData } = this.serialize({ path: tmpData, location: dataName });
       const fd = openSync(tmpModel, 'w');
       try {
         let done = 0;
@@ -217,16 +195,15 @@ export class GraphBuilder {
       } finally {
         closeSync(fd);
       }
-      if (external.size) renameSync(tmpData, join(dir, dataName));
+      if (wroteData) renameSync(tmpData, join(dir, dataName));
       renameSync(tmpModel, join(dir, file));
-      return external;
     } finally {
       rmSync(tmpData, { force: true });
       rmSync(tmpModel, { force: true });
     }
   }
 
-  /** Serialize with every not-yet-external weight inline (no data file written). */
+  /** Serialize with every weight inline (no data file written). */
   toBytes(): Uint8Array {
     return this.serialize().model;
   }
